@@ -1,0 +1,237 @@
+//! The crate's error type.
+//!
+//! One enum covers every operation, because most failures can come from either backend and a
+//! caller rarely needs a narrower type: a task that panicked, a child that died, misuse such as
+//! submitting to a closed pool, and the process backend's own failures (spawn, handshake,
+//! malformed frames). Every variant says why it happens; none is ever produced by a panic in the
+//! calling process.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// How a child process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExitReason {
+    /// It exited with this status code.
+    Code(i32),
+    /// It was killed by this signal (`9` is `SIGKILL`, `6` is `SIGABRT`, `11` is `SIGSEGV`).
+    Signal(i32),
+}
+
+impl ExitReason {
+    pub(crate) fn from_status(status: std::process::ExitStatus) -> Self {
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(code), _) => ExitReason::Code(code),
+            (None, Some(signal)) => ExitReason::Signal(signal),
+            // Neither is only possible for stopped/continued statuses, which `wait` never returns.
+            (None, None) => ExitReason::Code(-1),
+        }
+    }
+}
+
+impl fmt::Display for ExitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ExitReason::Code(code) => write!(f, "exit code {code}"),
+            ExitReason::Signal(signal) => match signal_name(signal) {
+                Some(name) => write!(f, "signal {signal} ({name})"),
+                None => write!(f, "signal {signal}"),
+            },
+        }
+    }
+}
+
+fn signal_name(signal: i32) -> Option<&'static str> {
+    Some(match signal {
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        _ => return None,
+    })
+}
+
+/// Everything that can go wrong in `freethreading`.
+///
+/// The enum is `#[non_exhaustive]`: match the variants you handle and keep a wildcard arm.
+/// It is `Clone` so that one failure (say, a dead child) can be reported to every item it
+/// affected.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The task's function panicked. The worker that ran it keeps serving.
+    TaskPanicked {
+        /// The panic payload, when it was a string; otherwise a placeholder.
+        message: String,
+    },
+    /// The child process running the task died (a crash, `abort()`, `SIGKILL`, the OOM killer)
+    /// before answering. Only the task it was running fails; a replacement child is started.
+    WorkerDied {
+        /// The dead child's process id.
+        pid: u32,
+        /// How it ended.
+        reason: ExitReason,
+    },
+    /// The pool or executor was closed or shut down, so it accepts no new work.
+    Closed,
+    /// `join` was called while the pool still accepts work; call `close` or `terminate` first.
+    StillRunning,
+    /// The work was discarded by `terminate` (or by dropping the pool) before it finished.
+    Terminated,
+    /// A timed wait ran out before the result was ready.
+    Timeout,
+    /// The result of this handle was already taken by an earlier `get`.
+    ResultTaken,
+    /// An argument is out of range (for example a pool of zero workers or a chunk size of zero).
+    InvalidArgument(&'static str),
+    /// `FREETHREADING_BACKEND` (or a parsed string) names no backend.
+    InvalidBackend {
+        /// The rejected value.
+        value: String,
+    },
+    /// `set_backend` was called after the backend was already in use with another value.
+    BackendAlreadyChosen {
+        /// The backend already in force.
+        current: crate::Backend,
+    },
+    /// The process backend is not available on this platform.
+    Unsupported(&'static str),
+    /// Two `#[worker]` functions were registered under the same stable name; rename one with
+    /// `#[worker(name = "...")]`.
+    DuplicateWorkerName {
+        /// The shared name.
+        name: String,
+        /// Where the first one is defined (`path at file:line`).
+        first: String,
+        /// Where the second one is defined.
+        second: String,
+    },
+    /// A child process of this program never became a worker: it did not call
+    /// `freethreading::init()` (or use `#[freethreading::main]`) first thing in `main`, exited
+    /// early, or did not answer in time.
+    ChildNotInitialized {
+        /// What the parent observed.
+        detail: String,
+    },
+    /// Starting a child process failed (the operating system's error).
+    Spawn(Arc<std::io::Error>),
+    /// The child is not the same build as the parent (protocol version or build fingerprint
+    /// differ), usually because the binary was rebuilt while it ran.
+    Handshake {
+        /// Which check failed.
+        detail: String,
+    },
+    /// A child sent bytes that are not a valid frame. The child is discarded and replaced.
+    Protocol {
+        /// What was wrong with the bytes.
+        detail: String,
+    },
+    /// A value could not be encoded to cross the process boundary (a custom `Serialize` failed).
+    Serialize {
+        /// The encoder's message.
+        detail: String,
+    },
+    /// Bytes could not be decoded back into the expected type.
+    Deserialize {
+        /// The decoder's message.
+        detail: String,
+    },
+    /// The child has no `#[worker]` function of this name (the builds differ).
+    UnknownWorker {
+        /// The missing stable name.
+        name: String,
+    },
+    /// The pool's initializer failed in a worker, so the pool is broken: queued and later tasks
+    /// fail with this error.
+    InitializerFailed {
+        /// Why the initializer failed.
+        message: String,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::TaskPanicked { message } => write!(f, "task panicked: {message}"),
+            Error::WorkerDied { pid, reason } => {
+                write!(
+                    f,
+                    "worker process {pid} died ({reason}) while running the task"
+                )
+            }
+            Error::Closed => f.write_str("the pool is closed and accepts no new work"),
+            Error::StillRunning => {
+                f.write_str("the pool is still running; call close() or terminate() before join()")
+            }
+            Error::Terminated => {
+                f.write_str("the task was discarded because the pool was terminated")
+            }
+            Error::Timeout => f.write_str("timed out waiting for the result"),
+            Error::ResultTaken => f.write_str("the result was already taken"),
+            Error::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
+            Error::InvalidBackend { value } => write!(
+                f,
+                "invalid backend {value:?}; expected \"threading\" or \"multiprocessing\""
+            ),
+            Error::BackendAlreadyChosen { current } => write!(
+                f,
+                "the backend is already in use as {current}; call set_backend before creating \
+                 any pool, worker or primitive"
+            ),
+            Error::Unsupported(what) => write!(f, "unsupported on this platform: {what}"),
+            Error::DuplicateWorkerName {
+                name,
+                first,
+                second,
+            } => write!(
+                f,
+                "two #[worker] functions share the name {name:?}: {first} and {second}; give one \
+                 a distinct #[worker(name = \"...\")]"
+            ),
+            Error::ChildNotInitialized { detail } => write!(
+                f,
+                "child process did not become a worker ({detail}); call freethreading::init() as \
+                 the first statement of main, or annotate main with #[freethreading::main]"
+            ),
+            Error::Spawn(e) => write!(f, "failed to start a worker process: {e}"),
+            Error::Handshake { detail } => write!(f, "worker process handshake failed: {detail}"),
+            Error::Protocol { detail } => {
+                write!(f, "malformed message from worker process: {detail}")
+            }
+            Error::Serialize { detail } => write!(f, "failed to serialize a value: {detail}"),
+            Error::Deserialize { detail } => write!(f, "failed to deserialize a value: {detail}"),
+            Error::UnknownWorker { name } => {
+                write!(
+                    f,
+                    "no #[worker] function named {name:?} is registered in the worker process"
+                )
+            }
+            Error::InitializerFailed { message } => {
+                write!(
+                    f,
+                    "the pool is broken because its initializer failed: {message}"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Spawn(e) => Some(&**e),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Spawn(Arc::new(e))
+    }
+}

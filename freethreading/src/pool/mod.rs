@@ -1,0 +1,635 @@
+//! [`WorkerPool`]: Python's `multiprocessing.Pool` / `ThreadPool`, on either backend.
+//!
+//! Every call splits its items into chunks (Python's chunk-size rule by default), hands the
+//! chunks to the backend's engine, and gathers results through a sink: `map` writes straight
+//! into the final `Vec`, `imap` buffers chunk by chunk. The threading engine runs chunks on
+//! pool threads without serialising anything; the process engine encodes each chunk once in
+//! the caller's thread and ships it to a child.
+
+mod chunks;
+mod imap;
+mod job;
+mod process;
+mod result;
+mod sink;
+mod thread;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+pub use imap::{Imap, ImapUnordered};
+pub use result::AsyncResult;
+
+use crate::pool::chunks::Chunk;
+use crate::pool::job::{LocalChunk, LocalJob, RemoteChunk, RemoteJob};
+use crate::pool::sink::{MapState, Sink};
+use crate::process::spawn::DEFAULT_START_TIMEOUT;
+use crate::process::{child, wire};
+use crate::{Backend, Error, WorkerFn, codec};
+
+/// The pool initializer: a `#[worker]` function and its encoded arguments, run once in every
+/// worker (thread or child) before it takes tasks.
+#[derive(Clone, Debug)]
+pub(crate) struct Initializer {
+    name: &'static str,
+    args: Arc<Vec<u8>>,
+}
+
+impl Initializer {
+    fn new<W: WorkerFn<Output = ()>>(args: W::Args) -> Result<Self, Error> {
+        let mut chunk = Vec::new();
+        codec::encode_chunk(std::slice::from_ref(&args), &mut chunk)?;
+        Ok(Initializer {
+            name: W::NAME,
+            args: Arc::new(chunk),
+        })
+    }
+
+    /// Runs it on this thread (threading backend).
+    pub(crate) fn run_here(&self) -> Result<(), String> {
+        child::run_initializer(self.name, &self.args)
+    }
+
+    /// The frame that asks a child to run it.
+    pub(crate) fn frame(&self) -> Result<Vec<u8>, Error> {
+        wire::init_frame(self.name, &self.args)
+    }
+}
+
+/// Settings shared by both engines.
+#[derive(Clone, Debug)]
+pub(crate) struct PoolConfig {
+    pub(crate) workers: usize,
+    pub(crate) initializer: Option<Initializer>,
+    pub(crate) max_tasks_per_child: Option<usize>,
+    pub(crate) start_timeout: Duration,
+    pub(crate) name_prefix: String,
+}
+
+enum Engine {
+    Threads(thread::ThreadEngine),
+    Processes(process::ProcessEngine),
+}
+
+/// Configures a [`WorkerPool`]; made by [`WorkerPool::builder`].
+///
+/// # Examples
+///
+/// ```
+/// use freethreading::{WorkerPool, worker};
+///
+/// #[worker]
+/// fn warm_up(label: String) { let _ = label; }
+///
+/// #[worker]
+/// fn double(x: u32) -> u32 { 2 * x }
+///
+/// let pool = WorkerPool::builder()
+///     .workers(2)
+///     .initializer(warm_up, ("cache".to_owned(),))
+///     .max_tasks_per_child(100)
+///     .build()?;
+/// assert_eq!(pool.map(double, [1, 2, 3])?, vec![2, 4, 6]);
+/// # Ok::<(), freethreading::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct WorkerPoolBuilder {
+    workers: Option<usize>,
+    initializer: Option<Result<Initializer, Error>>,
+    max_tasks_per_child: Option<usize>,
+    start_timeout: Duration,
+    backend: Option<Backend>,
+}
+
+impl WorkerPoolBuilder {
+    /// The number of workers. Default: [`std::thread::available_parallelism`].
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = Some(workers);
+        self
+    }
+
+    /// A `#[worker]` function returning `()` that every worker runs once, with `args`, before
+    /// its first task (again in every replacement worker). If it panics, the pool is broken:
+    /// queued and later tasks fail with [`Error::InitializerFailed`]. (Python's pool instead
+    /// restarts the failing worker forever.)
+    pub fn initializer<W: WorkerFn<Output = ()>>(mut self, init: W, args: W::Args) -> Self {
+        let _ = init;
+        self.initializer = Some(Initializer::new::<W>(args));
+        self
+    }
+
+    /// Replace each worker after it has run this many tasks (chunks), as Python's
+    /// `maxtasksperchild`: a fresh child process (new pid) or a fresh thread.
+    pub fn max_tasks_per_child(mut self, tasks: usize) -> Self {
+        self.max_tasks_per_child = Some(tasks);
+        self
+    }
+
+    /// How long a new child process may take to start and answer (process backend).
+    /// Default 30 s.
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+
+    /// Use this backend instead of the one in force ([`crate::get_backend`]).
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// Starts the workers.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for zero workers or a `max_tasks_per_child` of zero;
+    /// [`Error::InvalidBackend`] for a bad `FREETHREADING_BACKEND`; a serialisation error for
+    /// the initializer's arguments; on the process backend, [`Error::Spawn`],
+    /// [`Error::ChildNotInitialized`] or [`Error::Handshake`] when a child cannot start.
+    pub fn build(self) -> Result<WorkerPool, Error> {
+        let backend = match self.backend {
+            Some(backend) => backend,
+            None => crate::backend::try_get_backend()?,
+        };
+        child::refuse_stray_child();
+        crate::registry::validate()?;
+        let workers = match self.workers {
+            Some(0) => return Err(Error::InvalidArgument("a pool needs at least one worker")),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        if self.max_tasks_per_child == Some(0) {
+            return Err(Error::InvalidArgument(
+                "max_tasks_per_child must be at least 1",
+            ));
+        }
+        static POOLS: AtomicUsize = AtomicUsize::new(0);
+        let id = POOLS.fetch_add(1, Ordering::Relaxed) + 1;
+        let config = PoolConfig {
+            workers,
+            initializer: self.initializer.transpose()?,
+            max_tasks_per_child: self.max_tasks_per_child,
+            start_timeout: self.start_timeout,
+            name_prefix: format!("PoolWorker-{id}"),
+        };
+        let engine = match backend {
+            Backend::Threading => Engine::Threads(thread::ThreadEngine::start(config)?),
+            Backend::Multiprocessing => Engine::Processes(process::ProcessEngine::start(config)?),
+        };
+        Ok(WorkerPool { engine, backend })
+    }
+}
+
+/// A pool of workers running `#[worker]` functions: Python's `multiprocessing.Pool` (process
+/// backend) or `ThreadPool` (threading backend), with the same behaviour on both.
+///
+/// Results come back in input order. A task that panics fails only its own item (and the pool
+/// keeps serving); on the process backend a child that crashes fails only the task it was
+/// running, and a replacement child starts.
+///
+/// # Examples
+///
+/// ```
+/// use freethreading::{WorkerPool, worker};
+///
+/// #[worker]
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// #[worker]
+/// fn add(a: u64, b: u64) -> u64 { a + b }
+///
+/// let pool = WorkerPool::new(2)?;
+/// assert_eq!(pool.map(square, 0..5u64)?, vec![0, 1, 4, 9, 16]);
+/// assert_eq!(pool.starmap(add, [(1, 2), (3, 4)])?, vec![3, 7]);
+/// assert_eq!(pool.apply(add, (20, 22))?, 42);
+/// let lazily: Vec<u64> = pool.imap(square, 0..3u64).collect::<Result<_, _>>()?;
+/// assert_eq!(lazily, vec![0, 1, 4]);
+/// # Ok::<(), freethreading::Error>(())
+/// ```
+///
+/// # Dropping
+///
+/// Dropping the pool is Python's `with Pool() as p:` exit: it [`terminate`](Self::terminate)s.
+/// Queued work is discarded (pending [`AsyncResult`]s report [`Error::Terminated`]); child
+/// processes are killed and reaped before `drop` returns; pool threads finish the task they
+/// are running in the background. Call [`close`](Self::close) and [`join`](Self::join) first
+/// to let queued work finish.
+pub struct WorkerPool {
+    engine: Engine,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for WorkerPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerPool")
+            .field("backend", &self.backend)
+            .field("workers", &self.workers())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Python's default chunk size: the items spread over four chunks per worker.
+fn default_chunk_size(len: usize, workers: usize) -> usize {
+    len.div_ceil(workers * 4).max(1)
+}
+
+fn check_chunk_size(chunk_size: usize) -> Result<usize, Error> {
+    if chunk_size == 0 {
+        return Err(Error::InvalidArgument("chunk_size must be at least 1"));
+    }
+    Ok(chunk_size)
+}
+
+impl WorkerPool {
+    /// A pool of `workers` workers on the backend in force.
+    ///
+    /// # Errors
+    ///
+    /// As [`WorkerPoolBuilder::build`].
+    pub fn new(workers: usize) -> Result<Self, Error> {
+        Self::builder().workers(workers).build()
+    }
+
+    /// A builder for the other settings.
+    pub fn builder() -> WorkerPoolBuilder {
+        WorkerPoolBuilder {
+            workers: None,
+            initializer: None,
+            max_tasks_per_child: None,
+            start_timeout: DEFAULT_START_TIMEOUT,
+            backend: None,
+        }
+    }
+
+    /// The number of workers.
+    pub fn workers(&self) -> usize {
+        match &self.engine {
+            Engine::Threads(e) => e.workers(),
+            Engine::Processes(e) => e.workers(),
+        }
+    }
+
+    /// The backend this pool runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The process ids of the current children (empty on the threading backend). They change
+    /// when a child dies or is recycled by `max_tasks_per_child`.
+    pub fn pids(&self) -> Vec<u32> {
+        match &self.engine {
+            Engine::Threads(_) => Vec::new(),
+            Engine::Processes(e) => e.pids(),
+        }
+    }
+
+    fn check_open(&self) -> Result<(), Error> {
+        match &self.engine {
+            Engine::Threads(e) => e.check_open(),
+            Engine::Processes(e) => e.check_open(),
+        }
+    }
+
+    /// Sends chunks to the engine; each reports to its sink exactly once, even on failure.
+    pub(crate) fn dispatch<W: WorkerFn, S: Sink<W::Output>>(
+        &self,
+        work: Vec<(usize, Chunk<W::Args>, Arc<S>)>,
+    ) -> Result<(), Error> {
+        match &self.engine {
+            Engine::Threads(engine) => engine.submit(
+                work.into_iter()
+                    .map(|(no, items, sink)| {
+                        Box::new(LocalChunk::<W, S>::new(no, items, sink)) as Box<dyn LocalJob>
+                    })
+                    .collect(),
+            ),
+            Engine::Processes(engine) => {
+                let mut jobs = Vec::with_capacity(work.len());
+                for (no, items, sink) in work {
+                    let answer =
+                        RemoteChunk::<W::Output, S>::new(no, items.start(), items.len(), sink);
+                    match job::encode_task::<W>(&items) {
+                        Ok(frame) => jobs.push(RemoteJob {
+                            frame,
+                            answer: Box::new(answer),
+                        }),
+                        Err(e) => answer.fail(e),
+                    }
+                }
+                engine.submit(jobs)
+            }
+        }
+    }
+
+    /// Starts a map over already-collected argument tuples.
+    fn start_map<W: WorkerFn>(
+        &self,
+        items: Vec<W::Args>,
+        chunk_size: Option<usize>,
+    ) -> Result<Arc<MapState<W::Output>>, Error> {
+        self.check_open()?;
+        let chunk_size = match chunk_size {
+            Some(size) => check_chunk_size(size)?,
+            None => default_chunk_size(items.len(), self.workers()),
+        };
+        let state = Arc::new(MapState::new(items.len(), chunk_size));
+        let work = chunks::split(items, chunk_size)
+            .into_iter()
+            .enumerate()
+            .map(|(no, chunk)| (no, chunk, Arc::clone(&state)))
+            .collect();
+        self.dispatch::<W, _>(work)?;
+        Ok(state)
+    }
+
+    fn finish_map<O: Send + 'static>(state: Arc<MapState<O>>) -> Result<Vec<O>, Error> {
+        state.latch().wait(None);
+        state.take()
+    }
+
+    /// Calls `f` with `args` on a worker and waits for the result: Python's `apply`.
+    ///
+    /// # Errors
+    ///
+    /// The task's failure ([`Error::TaskPanicked`], [`Error::WorkerDied`], a serialisation
+    /// error), or [`Error::Closed`] after [`close`](Self::close)/[`terminate`](Self::terminate).
+    pub fn apply<W: WorkerFn>(&self, f: W, args: W::Args) -> Result<W::Output, Error> {
+        self.apply_async(f, args)?.get()
+    }
+
+    /// Calls `f` with `args` on a worker without waiting: Python's `apply_async`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] when the pool no longer accepts work; task failures come from the
+    /// returned handle.
+    pub fn apply_async<W: WorkerFn>(
+        &self,
+        f: W,
+        args: W::Args,
+    ) -> Result<AsyncResult<W::Output>, Error> {
+        let _ = f;
+        let state = self.start_map::<W>(vec![args], Some(1))?;
+        Ok(AsyncResult::new(Arc::new(result::Single(state))))
+    }
+
+    /// Applies a one-parameter `f` to every item, in parallel; results in input order.
+    ///
+    /// The input is collected first and split into chunks of about `len / (4 × workers)`
+    /// items, as Python does; [`map_chunked`](Self::map_chunked) sets the size.
+    ///
+    /// # Errors
+    ///
+    /// The error of the first failed item (lowest index among the failures seen),
+    /// or [`Error::Closed`].
+    pub fn map<W, T>(
+        &self,
+        f: W,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<Vec<W::Output>, Error>
+    where
+        W: WorkerFn<Args = (T,)>,
+    {
+        Self::finish_map(self.start_map::<W>(collect_single(f, items), None)?)
+    }
+
+    /// [`map`](Self::map) with an explicit chunk size (≥ 1).
+    ///
+    /// # Errors
+    ///
+    /// As [`map`](Self::map), and [`Error::InvalidArgument`] for a zero chunk size.
+    pub fn map_chunked<W, T>(
+        &self,
+        f: W,
+        items: impl IntoIterator<Item = T>,
+        chunk_size: usize,
+    ) -> Result<Vec<W::Output>, Error>
+    where
+        W: WorkerFn<Args = (T,)>,
+    {
+        Self::finish_map(self.start_map::<W>(collect_single(f, items), Some(chunk_size))?)
+    }
+
+    /// [`map`](Self::map) without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`]; task failures come from the handle.
+    pub fn map_async<W, T>(
+        &self,
+        f: W,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<AsyncResult<Vec<W::Output>>, Error>
+    where
+        W: WorkerFn<Args = (T,)>,
+    {
+        Ok(AsyncResult::new(
+            self.start_map::<W>(collect_single(f, items), None)?,
+        ))
+    }
+
+    /// [`map_async`](Self::map_async) with an explicit chunk size.
+    ///
+    /// # Errors
+    ///
+    /// As [`map_async`](Self::map_async), and [`Error::InvalidArgument`] for a zero chunk size.
+    pub fn map_async_chunked<W, T>(
+        &self,
+        f: W,
+        items: impl IntoIterator<Item = T>,
+        chunk_size: usize,
+    ) -> Result<AsyncResult<Vec<W::Output>>, Error>
+    where
+        W: WorkerFn<Args = (T,)>,
+    {
+        Ok(AsyncResult::new(self.start_map::<W>(
+            collect_single(f, items),
+            Some(chunk_size),
+        )?))
+    }
+
+    /// Applies `f` to every argument tuple: Python's `starmap`.
+    ///
+    /// # Errors
+    ///
+    /// As [`map`](Self::map).
+    pub fn starmap<W: WorkerFn>(
+        &self,
+        f: W,
+        items: impl IntoIterator<Item = W::Args>,
+    ) -> Result<Vec<W::Output>, Error> {
+        let _ = f;
+        Self::finish_map(self.start_map::<W>(items.into_iter().collect(), None)?)
+    }
+
+    /// [`starmap`](Self::starmap) with an explicit chunk size.
+    ///
+    /// # Errors
+    ///
+    /// As [`map_chunked`](Self::map_chunked).
+    pub fn starmap_chunked<W: WorkerFn>(
+        &self,
+        f: W,
+        items: impl IntoIterator<Item = W::Args>,
+        chunk_size: usize,
+    ) -> Result<Vec<W::Output>, Error> {
+        let _ = f;
+        Self::finish_map(self.start_map::<W>(items.into_iter().collect(), Some(chunk_size))?)
+    }
+
+    /// [`starmap`](Self::starmap) without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`map_async`](Self::map_async).
+    pub fn starmap_async<W: WorkerFn>(
+        &self,
+        f: W,
+        items: impl IntoIterator<Item = W::Args>,
+    ) -> Result<AsyncResult<Vec<W::Output>>, Error> {
+        let _ = f;
+        Ok(AsyncResult::new(
+            self.start_map::<W>(items.into_iter().collect(), None)?,
+        ))
+    }
+
+    /// [`starmap_async`](Self::starmap_async) with an explicit chunk size.
+    ///
+    /// # Errors
+    ///
+    /// As [`map_async_chunked`](Self::map_async_chunked).
+    pub fn starmap_async_chunked<W: WorkerFn>(
+        &self,
+        f: W,
+        items: impl IntoIterator<Item = W::Args>,
+        chunk_size: usize,
+    ) -> Result<AsyncResult<Vec<W::Output>>, Error> {
+        let _ = f;
+        Ok(AsyncResult::new(self.start_map::<W>(
+            items.into_iter().collect(),
+            Some(chunk_size),
+        )?))
+    }
+
+    /// A lazy iterator of results in input order, one `Result` per item (chunk size 1, as
+    /// Python's `imap`). Input is pulled only to keep a bounded number of chunks in flight.
+    ///
+    /// If the pool is closed, the iterator yields [`Error::Closed`] once and ends.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{WorkerPool, worker};
+    ///
+    /// #[worker]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// let pool = WorkerPool::new(2)?;
+    /// // An endless input is fine: only what is consumed (plus a bounded look-ahead) is sent.
+    /// let first: Vec<u64> = pool.imap(square, 0u64..).take(3).map(Result::unwrap).collect();
+    /// assert_eq!(first, vec![0, 1, 4]);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
+    pub fn imap<'pool, W, T>(
+        &'pool self,
+        f: W,
+        items: impl IntoIterator<Item = T> + 'pool,
+    ) -> Imap<'pool, W>
+    where
+        W: WorkerFn<Args = (T,)>,
+    {
+        self.imap_chunked(f, items, 1)
+    }
+
+    /// [`imap`](Self::imap) sending `chunk_size` items per task (a zero size counts as 1).
+    pub fn imap_chunked<'pool, W, T>(
+        &'pool self,
+        f: W,
+        items: impl IntoIterator<Item = T> + 'pool,
+        chunk_size: usize,
+    ) -> Imap<'pool, W>
+    where
+        W: WorkerFn<Args = (T,)>,
+    {
+        let _ = f;
+        let input = Box::new(items.into_iter().map(|item| (item,)));
+        Imap::new(self, input, chunk_size.max(1))
+    }
+
+    /// Like [`imap`](Self::imap), but yields results as they complete.
+    pub fn imap_unordered<'pool, W, T>(
+        &'pool self,
+        f: W,
+        items: impl IntoIterator<Item = T> + 'pool,
+    ) -> ImapUnordered<'pool, W>
+    where
+        W: WorkerFn<Args = (T,)>,
+    {
+        self.imap_unordered_chunked(f, items, 1)
+    }
+
+    /// [`imap_unordered`](Self::imap_unordered) sending `chunk_size` items per task.
+    pub fn imap_unordered_chunked<'pool, W, T>(
+        &'pool self,
+        f: W,
+        items: impl IntoIterator<Item = T> + 'pool,
+        chunk_size: usize,
+    ) -> ImapUnordered<'pool, W>
+    where
+        W: WorkerFn<Args = (T,)>,
+    {
+        let _ = f;
+        let input = Box::new(items.into_iter().map(|item| (item,)));
+        ImapUnordered::new(self, input, chunk_size.max(1))
+    }
+
+    /// Stops accepting work; queued work still runs, then the workers exit. Idempotent.
+    pub fn close(&self) {
+        match &self.engine {
+            Engine::Threads(e) => e.close(),
+            Engine::Processes(e) => e.close(),
+        }
+    }
+
+    /// Stops at once: queued work is discarded ([`Error::Terminated`]), child processes are
+    /// killed. Threads cannot be killed: a task already running on a pool thread finishes in
+    /// the background. Idempotent.
+    pub fn terminate(&self) {
+        match &self.engine {
+            Engine::Threads(e) => e.terminate(),
+            Engine::Processes(e) => e.terminate(),
+        }
+    }
+
+    /// Waits for the workers to exit (and, on the process backend, reaps the children).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StillRunning`] unless [`close`](Self::close) or
+    /// [`terminate`](Self::terminate) was called first, as in Python.
+    pub fn join(&self) -> Result<(), Error> {
+        match &self.engine {
+            Engine::Threads(e) => e.join(),
+            Engine::Processes(e) => e.join(),
+        }
+    }
+}
+
+fn collect_single<W, T>(f: W, items: impl IntoIterator<Item = T>) -> Vec<(T,)>
+where
+    W: WorkerFn<Args = (T,)>,
+{
+    let _ = f;
+    items.into_iter().map(|item| (item,)).collect()
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        self.terminate();
+        if let Engine::Processes(e) = &self.engine {
+            // Children were killed; reaping them is quick and leaves no zombies behind.
+            let _ = e.join();
+        }
+    }
+}

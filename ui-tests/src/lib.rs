@@ -1,0 +1,1 @@
+//! Compile-fail and compile-pass cases for freethreading's macros live in `tests/ui`.
