@@ -41,8 +41,8 @@ pub fn init() {
 ///
 /// [`Error::DuplicateWorkerName`] when two `#[worker]` functions share a stable name.
 pub fn try_init() -> Result<(), Error> {
-    if let Some(fd) = child::inherited_channel() {
-        child::serve(fd);
+    if let Some(channel) = child::inherited_channel() {
+        child::serve(channel);
     }
     registry::validate()
 }
@@ -54,8 +54,8 @@ pub fn try_init() -> Result<(), Error> {
 /// that failed.
 #[doc(hidden)]
 pub fn run_test_on_both_backends<R: TestOutcome>(path: &str, body: impl Fn() -> R) {
-    if let Some(fd) = child::inherited_channel() {
-        child::serve(fd);
+    if let Some(channel) = child::inherited_channel() {
+        child::serve(channel);
     }
     // libtest names tests by their path without the crate name.
     let test_name = path.split_once("::").map_or(path, |(_, rest)| rest);

@@ -151,6 +151,7 @@ pub use freethreading_macros::test;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::init::{TestOutcome, main_returning, run_test_on_both_backends};
+    pub use crate::process::spawn::with_test_children;
     pub use crate::registry::{Registration, WorkerFn};
     pub use inventory;
 }

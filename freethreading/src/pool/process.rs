@@ -11,9 +11,11 @@
 //!
 //! # Faults
 //!
-//! A child answers tasks strictly in order, so the oldest unanswered task of a dead child is
-//! the one it was running: only that task fails (with the pid and exit reason); the tasks
-//! queued behind it never started and go back to the front of `pending` for another child. A
+//! A child records the task it is running in a shared page (see
+//! [`crate::process::progress`]). When it dies, only that task fails (with the pid and exit
+//! reason); its other unanswered tasks go back to the front of `pending` for another child.
+//! Those are tasks that never started, and tasks that finished but whose answers were still in
+//! the dead child's batch: the latter run again. A child killed while idle fails no task. A
 //! replacement child is started unless the pool is closing down.
 
 use std::collections::VecDeque;
@@ -53,6 +55,7 @@ struct State {
     broken: Option<Error>,
     /// Reader threads still running (each owns one child until it is reaped).
     readers: usize,
+    max_tasks_per_child: Option<usize>,
 }
 
 struct InFlight {
@@ -78,7 +81,7 @@ impl ProcessEngine {
     pub(crate) fn start(config: PoolConfig) -> Result<Self, Error> {
         let shared = Arc::new(Shared {
             command: ChildCommand::for_this_thread(),
-            config,
+            config: config.clone(),
             state: Mutex::new(State {
                 pending: VecDeque::new(),
                 children: Vec::new(),
@@ -88,6 +91,7 @@ impl ProcessEngine {
                 terminated: false,
                 broken: None,
                 readers: 0,
+                max_tasks_per_child: config.max_tasks_per_child,
             }),
             changed: Condvar::new(),
         });
@@ -218,6 +222,9 @@ impl State {
             let _ = slot.link.send(Arc::clone(&frame));
             slot.in_flight.push_back(InFlight { id, frame, answer });
             slot.sent += 1;
+            if self.max_tasks_per_child.is_some_and(|max| slot.sent >= max) {
+                slot.retiring = true;
+            }
         }
         let drained = self.closed && self.pending.is_empty();
         for slot in &mut self.children {
@@ -363,7 +370,7 @@ fn child_ended(shared: &Arc<Shared>, key: u64, reader: LinkReader, end: End) {
         let slot = state.children.iter().find(|s| s.key == key);
         state.terminated || slot.is_some_and(|s| s.shutdown_sent && s.in_flight.is_empty())
     };
-    let reason = reader.reap(!expected || !matches!(end, End::Eof));
+    let (reason, running) = reader.reap(!expected || !matches!(end, End::Eof));
     let (failed, error, replace) = {
         let mut state = shared.lock();
         let Some(at) = state.children.iter().position(|s| s.key == key) else {
@@ -384,8 +391,8 @@ fn child_ended(shared: &Arc<Shared>, key: u64, reader: LinkReader, end: End) {
         } else if let Some(broken) = &state.broken {
             broken.clone()
         } else {
-            match end {
-                End::Protocol(e) => e,
+            match &end {
+                End::Protocol(e) => e.clone(),
                 _ => Error::WorkerDied { pid, reason },
             }
         };
@@ -393,9 +400,17 @@ fn child_ended(shared: &Arc<Shared>, key: u64, reader: LinkReader, end: End) {
         if state.terminated || state.broken.is_some() {
             failed.extend(in_flight.drain(..).map(|task| task.answer));
             failed.extend(state.pending.drain(..).map(|job| job.answer));
-        } else if let Some(running) = in_flight.pop_front() {
-            failed.push(running.answer);
-            // The rest never started: they go first to another child, in their original order.
+        } else {
+            // Blame the task the child recorded as running (with a protocol error, the oldest
+            // one). Every other unanswered task goes back first in line, in order: those that
+            // never started, and those that finished but whose answers died with the child.
+            let culprit = match end {
+                End::Protocol(_) => in_flight.front().map(|task| task.id),
+                _ => running,
+            };
+            if let Some(at) = in_flight.iter().position(|task| Some(task.id) == culprit) {
+                failed.push(in_flight.remove(at).expect("position is in range").answer);
+            }
             for task in in_flight.into_iter().rev() {
                 state.pending.push_front(RemoteJob {
                     frame: Arc::unwrap_or_clone(task.frame),
@@ -409,9 +424,8 @@ fn child_ended(shared: &Arc<Shared>, key: u64, reader: LinkReader, end: End) {
             && !(slot.shutdown_sent && state.closed);
         (failed, error, replace)
     };
-    for answer in failed {
-        answer.complete(Err(error.clone()));
-    }
+    // Replace the child before reporting its failure, so that whoever sees the error also
+    // sees a healed pool.
     if replace {
         let added = spawn::start(&shared.command)
             .and_then(|child| child.handshake(shared.config.start_timeout))
@@ -430,6 +444,9 @@ fn child_ended(shared: &Arc<Shared>, key: u64, reader: LinkReader, end: End) {
                 answer.complete(Err(e.clone()));
             }
         }
+    }
+    for answer in failed {
+        answer.complete(Err(error.clone()));
     }
     let mut state = shared.lock();
     state.readers -= 1;

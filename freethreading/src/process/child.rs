@@ -14,10 +14,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::codec::{ChunkReader, RemoteFailure};
+use crate::process::progress::ProgressPage;
 use crate::process::wire::{self, ToChild};
 use crate::{Error, registry};
 
-/// `"<fd>:<parent pid>"`: set by the parent on each child it spawns.
+/// `"<channel fd>:<parent pid>:<progress page fd>"`: set by the parent on each child it spawns.
 pub(crate) const CHILD_ENV: &str = "FREETHREADING_CHILD";
 
 /// Exit code of a child that reached the API without calling `init()`.
@@ -39,13 +40,14 @@ static SERVING: AtomicBool = AtomicBool::new(false);
 /// Both the fd and the parent pid must check out, so a grandchild that merely inherited the
 /// environment variable (but not the descriptor, which is close-on-exec again once serving)
 /// is not mistaken for a worker.
-pub(crate) fn inherited_channel() -> Option<RawFd> {
-    static CHANNEL: OnceLock<Option<RawFd>> = OnceLock::new();
+pub(crate) fn inherited_channel() -> Option<Channel> {
+    static CHANNEL: OnceLock<Option<Channel>> = OnceLock::new();
     *CHANNEL.get_or_init(|| {
         let value = std::env::var(CHILD_ENV).ok()?;
-        let (fd, ppid) = value.split_once(':')?;
-        let fd: RawFd = fd.parse().ok()?;
-        let ppid: i32 = ppid.parse().ok()?;
+        let mut parts = value.split(':');
+        let fd: RawFd = parts.next()?.parse().ok()?;
+        let ppid: i32 = parts.next()?.parse().ok()?;
+        let progress: RawFd = parts.next()?.parse().ok()?;
         // SAFETY: getppid has no preconditions.
         if unsafe { libc::getppid() } != ppid {
             return None;
@@ -54,8 +56,15 @@ pub(crate) fn inherited_channel() -> Option<RawFd> {
         if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
             return None;
         }
-        Some(fd)
+        Some(Channel { fd, progress })
     })
+}
+
+/// The descriptors a parent handed to this child.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Channel {
+    fd: RawFd,
+    progress: RawFd,
 }
 
 /// Whether this process is a child that is serving tasks (so nested pools are allowed).
@@ -67,7 +76,7 @@ pub(crate) fn is_serving() -> bool {
 /// become a worker forgot `init()`: tell the parent why, then exit, so it never runs the
 /// parent's program further (no duplicated side effects, no fork bomb).
 pub(crate) fn refuse_stray_child() {
-    let Some(fd) = inherited_channel() else {
+    let Some(Channel { fd, .. }) = inherited_channel() else {
         return;
     };
     if is_serving() {
@@ -93,8 +102,9 @@ fn exit_now(code: i32) -> ! {
 }
 
 /// Serves tasks on the inherited channel until the parent says stop or goes away. Never returns.
-pub(crate) fn serve(fd: RawFd) -> ! {
+pub(crate) fn serve(channel: Channel) -> ! {
     SERVING.store(true, Ordering::Relaxed);
+    let Channel { fd, progress } = channel;
     // SAFETY: fcntl on our own inherited descriptor; restores close-on-exec so programs this
     // worker runs do not inherit the channel.
     unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
@@ -102,6 +112,14 @@ pub(crate) fn serve(fd: RawFd) -> ! {
     // the process has taken ownership of it (serve runs once, before any other use).
     let stream = unsafe { UnixStream::from_raw_fd(fd) };
     let mut writer = &stream;
+    let progress = match ProgressPage::adopt(progress) {
+        Ok(page) => page,
+        Err(e) => {
+            let message = format!("cannot map the progress page: {e}");
+            let _ = writer.write_all(&wire::not_initialized_frame(&message));
+            exit_now(EXIT_NOT_INITIALIZED);
+        }
+    };
     let fingerprint = match registry::fingerprint() {
         Ok(fingerprint) => fingerprint,
         Err(e) => {
@@ -141,6 +159,7 @@ pub(crate) fn serve(fd: RawFd) -> ! {
         };
         match message {
             ToChild::Task { id, name, chunk } => {
+                progress.set_running(id);
                 let started = Instant::now();
                 let mut answer = wire::result_frame(id, 0);
                 let body_start = answer.body().len();
@@ -148,6 +167,7 @@ pub(crate) fn serve(fd: RawFd) -> ! {
                     .map_err(|_| RemoteFailure::UnknownWorker(name.to_owned()))
                     .and_then(|entry| (entry.invoke())(chunk, answer.body()));
                 let run_nanos = started.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+                progress.set_running(0);
                 match outcome {
                     Ok(()) => {
                         // Patch the run time now that it is known (after length, kind and id).

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::process::progress::ProgressPage;
 use crate::process::spawn::Spawned;
 use crate::process::wire::{self, FromChild};
 use crate::{Error, ExitReason};
@@ -33,11 +34,17 @@ pub(crate) struct LinkReader {
     reader: BufReader<UnixStream>,
     frame: Vec<u8>,
     child: Arc<Mutex<Child>>,
+    progress: ProgressPage,
 }
 
 /// Splits a handshaken child into its two halves and starts the writer thread.
 pub(crate) fn open(spawned: Spawned) -> Result<(Link, LinkReader), Error> {
-    let Spawned { child, pid, stream } = spawned;
+    let Spawned {
+        child,
+        pid,
+        stream,
+        progress,
+    } = spawned;
     let write_stream = stream.try_clone()?;
     let (frames, queue) = crossbeam_channel::unbounded();
     std::thread::Builder::new()
@@ -54,6 +61,7 @@ pub(crate) fn open(spawned: Spawned) -> Result<(Link, LinkReader), Error> {
             reader: BufReader::with_capacity(256 * 1024, stream),
             frame: Vec::new(),
             child,
+            progress,
         },
     ))
 }
@@ -115,16 +123,17 @@ impl LinkReader {
         FromChild::parse(&self.frame).map(Some)
     }
 
-    /// Makes sure the child is dead and reaped, and says how it ended. After `kill` a child
-    /// that had already exited keeps its own status.
-    pub(crate) fn reap(self, force: bool) -> ExitReason {
+    /// Makes sure the child is dead and reaped, and says how it ended and which task it was
+    /// running. After `kill` a child that had already exited keeps its own status.
+    pub(crate) fn reap(self, force: bool) -> (ExitReason, Option<u64>) {
         let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
         if force {
             let _ = child.kill();
         }
-        match child.wait() {
+        let reason = match child.wait() {
             Ok(status) => ExitReason::from_status(status),
             Err(_) => ExitReason::Code(-1),
-        }
+        };
+        (reason, self.progress.running())
     }
 }

@@ -8,5 +8,6 @@
 
 pub(crate) mod child;
 pub(crate) mod link;
+pub(crate) mod progress;
 pub(crate) mod spawn;
 pub(crate) mod wire;

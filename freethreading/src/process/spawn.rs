@@ -15,6 +15,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::process::child::CHILD_ENV;
+use crate::process::progress::ProgressPage;
 use crate::process::wire::{self, FromChild, PROTOCOL_VERSION};
 use crate::{Error, ExitReason, registry};
 
@@ -53,8 +54,9 @@ impl ChildCommand {
     }
 }
 
-/// Runs `f` with children of objects created inside it re-running test `test_name`.
-pub(crate) fn with_test_children<R>(test_name: &str, f: impl FnOnce() -> R) -> R {
+/// Not public API: runs `f` so that child processes of objects created inside it re-run the
+/// test named `test_name` (libtest name, without the crate).
+pub fn with_test_children<R>(test_name: &str, f: impl FnOnce() -> R) -> R {
     struct Restore(Option<String>);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -71,6 +73,7 @@ pub(crate) struct Spawned {
     pub(crate) child: Child,
     pub(crate) pid: u32,
     pub(crate) stream: UnixStream,
+    pub(crate) progress: ProgressPage,
 }
 
 /// A child that has been started but not yet handshaken.
@@ -78,12 +81,14 @@ pub(crate) struct Spawned {
 pub(crate) struct Starting {
     child: Child,
     stream: UnixStream,
+    progress: ProgressPage,
     started: Instant,
 }
 
 struct SpawnRequest {
     args: Vec<OsString>,
     child_fd: RawFd,
+    progress_fd: RawFd,
     reply: mpsc::Sender<io::Result<Child>>,
 }
 
@@ -95,7 +100,7 @@ fn spawner() -> &'static mpsc::Sender<SpawnRequest> {
             .name("freethreading-spawner".to_owned())
             .spawn(move || {
                 for request in rx {
-                    let result = fork_exec(&request.args, request.child_fd);
+                    let result = fork_exec(&request.args, request.child_fd, request.progress_fd);
                     let _ = request.reply.send(result);
                 }
             })
@@ -104,7 +109,7 @@ fn spawner() -> &'static mpsc::Sender<SpawnRequest> {
     })
 }
 
-fn fork_exec(args: &[OsString], child_fd: RawFd) -> io::Result<Child> {
+fn fork_exec(args: &[OsString], child_fd: RawFd, progress_fd: RawFd) -> io::Result<Child> {
     let exe = std::env::current_exe()?;
     // `/proc/self/exe` runs the very image this process runs, even if the file was replaced
     // on disk since; elsewhere fall back to the path.
@@ -119,15 +124,17 @@ fn fork_exec(args: &[OsString], child_fd: RawFd) -> io::Result<Child> {
     command
         .arg0(exe.as_os_str())
         .args(args)
-        .env(CHILD_ENV, format!("{child_fd}:{parent_pid}"))
+        .env(CHILD_ENV, format!("{child_fd}:{parent_pid}:{progress_fd}"))
         .stdin(Stdio::null());
     // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
     // functions (fcntl, prctl, getppid, _exit) on values captured by copy.
     unsafe {
         command.pre_exec(move || {
-            // Let exactly this child inherit its end of the socketpair.
-            if libc::fcntl(child_fd, libc::F_SETFD, 0) == -1 {
-                return Err(io::Error::last_os_error());
+            // Let exactly this child inherit its end of the socketpair and its progress page.
+            for fd in [child_fd, progress_fd] {
+                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
             }
             #[cfg(target_os = "linux")]
             {
@@ -154,11 +161,13 @@ pub(crate) fn start(command: &ChildCommand) -> Result<Starting, Error> {
     }
     registry::validate()?;
     let (parent_end, child_end) = UnixStream::pair()?;
+    let progress = ProgressPage::create()?;
     let (reply, result) = mpsc::channel();
     spawner()
         .send(SpawnRequest {
             args: command.args.clone(),
             child_fd: child_end.as_raw_fd(),
+            progress_fd: progress.fd().expect("a created page has its fd"),
             reply,
         })
         .map_err(|_| io::Error::other("the spawner thread is gone"))?;
@@ -169,6 +178,7 @@ pub(crate) fn start(command: &ChildCommand) -> Result<Starting, Error> {
     Ok(Starting {
         child,
         stream: parent_end,
+        progress,
         started: Instant::now(),
     })
 }
@@ -184,6 +194,7 @@ impl Starting {
                     child: self.child,
                     pid,
                     stream: self.stream,
+                    progress: self.progress,
                 })
             }
             Err(e) => {
