@@ -25,10 +25,14 @@ impl Parse for WorkerArgs {
         while !input.is_empty() {
             if input.peek(kw::name) {
                 let key: kw::name = input.parse()?;
-                input.parse::<Token![=]>()?;
+                let eq: Token![=] = input.parse()?;
                 let value: LitStr = input.parse()?;
                 if args.name.is_some() {
-                    push(syn::Error::new(key.span, "`name` set multiple times"));
+                    push(syn::Error::new_spanned(
+                        quote::quote!(#key #eq #value),
+                        "`name` set multiple times; a worker has one stable name, keep only one \
+                         `name = \"...\"`",
+                    ));
                 } else if value.value().trim().is_empty() {
                     push(syn::Error::new(
                         value.span(),

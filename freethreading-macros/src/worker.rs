@@ -2,7 +2,7 @@
 //! function pointer, implements `WorkerFn`, and registers itself in the global registry.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, ReturnType, Type};
 
@@ -55,28 +55,28 @@ fn check_signature(func: &ItemFn) -> syn::Result<()> {
         ));
     }
     if let Some(abi) = &sig.abi {
-        errors.push(syn::Error::new(
-            abi.span(),
+        errors.push(syn::Error::new_spanned(
+            abi,
             "#[worker] functions cannot declare an ABI; remove `extern`",
         ));
     }
     if let Some(variadic) = &sig.variadic {
-        errors.push(syn::Error::new(
-            variadic.span(),
+        errors.push(syn::Error::new_spanned(
+            variadic,
             "#[worker] functions cannot be variadic",
         ));
     }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        errors.push(syn::Error::new(
-            sig.generics.span(),
+        errors.push(syn::Error::new_spanned(
+            &sig.generics,
             "#[worker] functions cannot be generic: tasks are sent by name, so each worker needs \
              one concrete signature; write one non-generic #[worker] per type",
         ));
     }
     for input in &sig.inputs {
         match input {
-            FnArg::Receiver(receiver) => errors.push(syn::Error::new(
-                receiver.span(),
+            FnArg::Receiver(receiver) => errors.push(syn::Error::new_spanned(
+                receiver,
                 "#[worker] cannot be applied to methods (`self`); make it a free function and \
                  pass the value as an ordinary parameter",
             )),
@@ -113,16 +113,16 @@ fn check_type(ty: &Type, position: Position, errors: &mut Vec<syn::Error>) {
     match ty {
         Type::Reference(reference) => {
             let owned = owned_alternative(&reference.elem);
-            errors.push(syn::Error::new(
-                ty.span(),
+            errors.push(syn::Error::new_spanned(
+                ty,
                 format!(
                     "#[worker] {what} cannot borrow: the value may be sent to another process; \
                      take an owned {owned} instead"
                 ),
             ));
         }
-        Type::ImplTrait(_) => errors.push(syn::Error::new(
-            ty.span(),
+        Type::ImplTrait(_) => errors.push(syn::Error::new_spanned(
+            ty,
             format!(
                 "#[worker] {what} cannot be `impl Trait`: the runtime needs one concrete type; \
                  name the type instead"
@@ -135,8 +135,8 @@ fn check_type(ty: &Type, position: Position, errors: &mut Vec<syn::Error>) {
                 check_type(elem, position, errors);
             }
         }
-        Type::Ptr(_) => errors.push(syn::Error::new(
-            ty.span(),
+        Type::Ptr(_) => errors.push(syn::Error::new_spanned(
+            ty,
             format!(
                 "#[worker] {what} cannot be raw pointers: addresses mean nothing in another process"
             ),
@@ -155,6 +155,14 @@ fn owned_alternative(elem: &Type) -> String {
         }
         other => format!("`{}`", quote!(#other).to_string().replace(' ', "")),
     }
+}
+
+/// The span of the first token of `ty`.
+fn first_span(ty: &Type) -> Span {
+    ty.to_token_stream()
+        .into_iter()
+        .next()
+        .map_or_else(Span::call_site, |token| token.span())
 }
 
 fn expand_checked(args: &WorkerArgs, func: ItemFn) -> TokenStream {
@@ -206,12 +214,23 @@ fn expand_checked(args: &WorkerArgs, func: ItemFn) -> TokenStream {
     };
     let constness = &sig.constness;
     let body_fn = format_ident!("__freethreading_body");
-    let args_type = quote_spanned! {sig.paren_token.span.join()=> (#(#param_types,)*) };
+    // The associated types carry the spans of the user's signature, so that errors about them
+    // (a parameter type without `Serialize`/`Deserialize`, a private type in a `pub` worker)
+    // point at the parameter list or the return type rather than at `#[worker]`.
+    let params_span = sig.paren_token.span.join();
     let output_span = match &sig.output {
         ReturnType::Default => sig.ident.span(),
-        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Type(_, ty) => first_span(ty),
     };
-    let output_assoc = quote_spanned! {output_span=> #output_type };
+    let target_type = quote_spanned! {params_span=>
+        type Target = fn(#(#param_types),*) -> #output_type;
+    };
+    let args_assoc = quote_spanned! {params_span=>
+        type Args = (#(#param_types,)*);
+    };
+    let output_assoc = quote_spanned! {output_span=>
+        type Output = #output_type;
+    };
 
     quote! {
         #(#cfg_attrs)*
@@ -227,7 +246,7 @@ fn expand_checked(args: &WorkerArgs, func: ItemFn) -> TokenStream {
 
             #[automatically_derived]
             impl ::core::ops::Deref for #name {
-                type Target = fn(#(#param_types),*) -> #output_type;
+                #target_type
 
                 #[inline]
                 fn deref(&self) -> &Self::Target {
@@ -239,8 +258,8 @@ fn expand_checked(args: &WorkerArgs, func: ItemFn) -> TokenStream {
             #[automatically_derived]
             impl ::freethreading::__private::WorkerFn for #name {
                 const NAME: &'static str = #stable_name;
-                type Args = #args_type;
-                type Output = #output_assoc;
+                #args_assoc
+                #output_assoc
 
                 #[inline]
                 fn call(args: Self::Args) -> Self::Output {

@@ -45,8 +45,9 @@ use crate::codec::{self, ChunkReader, RemoteFailure};
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a #[worker] function",
     label = "expected a function annotated with #[worker]",
-    note = "annotate the function with `#[freethreading::worker]` and pass its name; closures \
-            and plain functions cannot be sent to a worker process by name"
+    note = "pools run functions by name, so only functions annotated with \
+            `#[freethreading::worker]` can be passed: annotate the `fn`, or move a closure's \
+            body into an annotated `fn`, and pass its name"
 )]
 pub trait WorkerFn: Copy + Send + Sync + 'static {
     /// The stable name the runtime sends tasks by: `module::path::fn_name` unless set with
