@@ -1,1 +1,3 @@
 //! Helpers shared by the examples and the benchmark.
+
+pub mod measure;

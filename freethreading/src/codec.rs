@@ -30,10 +30,33 @@ impl From<RemoteFailure> for Error {
     }
 }
 
-/// Appends one value.
+/// A postcard output that appends to a borrowed `Vec` (byte pushes stay plain `Vec::push`).
+struct AppendTo<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for AppendTo<'_> {
+    type Output = ();
+
+    #[inline]
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.0.push(byte);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+/// Appends one value; on failure the buffer is left as it was.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -> Result<(), Error> {
     let start = buf.len();
-    postcard::to_io(value, &mut *buf).map(drop).map_err(|e| {
+    postcard::serialize_with_flavor(value, AppendTo(buf)).map_err(|e| {
         buf.truncate(start);
         Error::Serialize {
             detail: e.to_string(),

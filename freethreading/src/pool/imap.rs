@@ -73,7 +73,7 @@ impl<'pool, W: WorkerFn> Imap<'pool, W> {
             }
             let len = items.len();
             let buffer = Arc::new(ChunkBuffer::new());
-            let chunk = chunks::split(items, len)
+            let chunk = chunks::split(items, len, None)
                 .pop()
                 .expect("one non-empty chunk");
             match self
@@ -159,7 +159,7 @@ impl<'pool, W: WorkerFn> ImapUnordered<'pool, W> {
                 break;
             }
             let len = items.len();
-            let chunk = chunks::split(items, len)
+            let chunk = chunks::split(items, len, None)
                 .pop()
                 .expect("one non-empty chunk");
             match self

@@ -177,7 +177,11 @@ impl WorkerPoolBuilder {
             Backend::Threading => Engine::Threads(thread::ThreadEngine::start(config)?),
             Backend::Multiprocessing => Engine::Processes(process::ProcessEngine::start(config)?),
         };
-        Ok(WorkerPool { engine, backend })
+        Ok(WorkerPool {
+            engine,
+            backend,
+            recycler: Arc::default(),
+        })
     }
 }
 
@@ -218,6 +222,7 @@ impl WorkerPoolBuilder {
 pub struct WorkerPool {
     engine: Engine,
     backend: Backend,
+    recycler: Arc<chunks::Recycler>,
 }
 
 impl std::fmt::Debug for WorkerPool {
@@ -334,7 +339,7 @@ impl WorkerPool {
             None => default_chunk_size(items.len(), self.workers()),
         };
         let state = Arc::new(MapState::new(items.len(), chunk_size));
-        let work = chunks::split(items, chunk_size)
+        let work = chunks::split(items, chunk_size, Some(Arc::clone(&self.recycler)))
             .into_iter()
             .enumerate()
             .map(|(no, chunk)| (no, chunk, Arc::clone(&state)))
@@ -391,7 +396,7 @@ impl WorkerPool {
     where
         W: WorkerFn<Args = (T,)>,
     {
-        Self::finish_map(self.start_map::<W>(collect_single(f, items), None)?)
+        Self::finish_map(self.start_map::<W>(self.collect_single(f, items), None)?)
     }
 
     /// [`map`](Self::map) with an explicit chunk size (≥ 1).
@@ -408,7 +413,7 @@ impl WorkerPool {
     where
         W: WorkerFn<Args = (T,)>,
     {
-        Self::finish_map(self.start_map::<W>(collect_single(f, items), Some(chunk_size))?)
+        Self::finish_map(self.start_map::<W>(self.collect_single(f, items), Some(chunk_size))?)
     }
 
     /// [`map`](Self::map) without waiting.
@@ -425,7 +430,7 @@ impl WorkerPool {
         W: WorkerFn<Args = (T,)>,
     {
         Ok(AsyncResult::new(
-            self.start_map::<W>(collect_single(f, items), None)?,
+            self.start_map::<W>(self.collect_single(f, items), None)?,
         ))
     }
 
@@ -444,7 +449,7 @@ impl WorkerPool {
         W: WorkerFn<Args = (T,)>,
     {
         Ok(AsyncResult::new(self.start_map::<W>(
-            collect_single(f, items),
+            self.collect_single(f, items),
             Some(chunk_size),
         )?))
     }
@@ -460,7 +465,7 @@ impl WorkerPool {
         items: impl IntoIterator<Item = W::Args>,
     ) -> Result<Vec<W::Output>, Error> {
         let _ = f;
-        Self::finish_map(self.start_map::<W>(items.into_iter().collect(), None)?)
+        Self::finish_map(self.start_map::<W>(self.collect(items), None)?)
     }
 
     /// [`starmap`](Self::starmap) with an explicit chunk size.
@@ -475,7 +480,7 @@ impl WorkerPool {
         chunk_size: usize,
     ) -> Result<Vec<W::Output>, Error> {
         let _ = f;
-        Self::finish_map(self.start_map::<W>(items.into_iter().collect(), Some(chunk_size))?)
+        Self::finish_map(self.start_map::<W>(self.collect(items), Some(chunk_size))?)
     }
 
     /// [`starmap`](Self::starmap) without waiting.
@@ -490,7 +495,7 @@ impl WorkerPool {
     ) -> Result<AsyncResult<Vec<W::Output>>, Error> {
         let _ = f;
         Ok(AsyncResult::new(
-            self.start_map::<W>(items.into_iter().collect(), None)?,
+            self.start_map::<W>(self.collect(items), None)?,
         ))
     }
 
@@ -616,12 +621,23 @@ impl WorkerPool {
     }
 }
 
-fn collect_single<W, T>(f: W, items: impl IntoIterator<Item = T>) -> Vec<(T,)>
-where
-    W: WorkerFn<Args = (T,)>,
-{
-    let _ = f;
-    items.into_iter().map(|item| (item,)).collect()
+impl WorkerPool {
+    /// Collects a call's arguments, into the last call's buffer when it fits.
+    fn collect<A>(&self, items: impl IntoIterator<Item = A>) -> Vec<A> {
+        let items = items.into_iter();
+        let mut out = self.recycler.vec_with_capacity(items.size_hint().0);
+        out.extend(items);
+        out
+    }
+
+    /// Collects the items of a one-parameter worker as argument tuples.
+    fn collect_single<W, T>(&self, f: W, items: impl IntoIterator<Item = T>) -> Vec<(T,)>
+    where
+        W: WorkerFn<Args = (T,)>,
+    {
+        let _ = f;
+        self.collect(items.into_iter().map(|item| (item,)))
+    }
 }
 
 impl Drop for WorkerPool {

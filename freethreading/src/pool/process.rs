@@ -418,10 +418,10 @@ fn child_ended(shared: &Arc<Shared>, key: u64, reader: LinkReader, end: End) {
                 });
             }
         }
+        // Replace unless the pool is ending, or closed with nothing left to run.
         let replace = !state.terminated
             && state.broken.is_none()
-            && !(state.closed && state.pending.is_empty())
-            && !(slot.shutdown_sent && state.closed);
+            && !(state.closed && state.pending.is_empty());
         (failed, error, replace)
     };
     // Replace the child before reporting its failure, so that whoever sees the error also
