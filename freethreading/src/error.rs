@@ -87,6 +87,10 @@ pub enum Error {
     Timeout,
     /// The result of this handle was already taken by an earlier `get`.
     ResultTaken,
+    /// `Worker::start` was called twice, or the name or daemon flag was set after the start.
+    AlreadyStarted,
+    /// `Worker::join` was called before `Worker::start`.
+    NotStarted,
     /// An argument is out of range (for example a pool of zero workers or a chunk size of zero).
     InvalidArgument(&'static str),
     /// `FREETHREADING_BACKEND` (or a parsed string) names no backend.
@@ -152,6 +156,32 @@ pub enum Error {
         /// Why the initializer failed.
         message: String,
     },
+    /// A lock operation needs the caller to hold the lock, and it does not: releasing an
+    /// unlocked `Lock`, releasing an `RLock` owned by another worker (or by nobody), or
+    /// waiting on or notifying a `Condition` without holding its lock.
+    NotHeld {
+        /// The operation that was refused, such as `"release an unlocked Lock"`.
+        operation: &'static str,
+    },
+    /// A `BoundedSemaphore` was released more times than it was acquired (its value would go
+    /// above the initial value), or a `Semaphore`'s value would overflow `u32`.
+    ReleasedTooManyTimes,
+    /// The `Barrier` is broken: it was aborted, reset while this worker waited, a wait timed
+    /// out, its action failed, or a process holding it died. Every waiter gets this until
+    /// `reset()`.
+    BrokenBarrier,
+    /// The `Barrier`'s action panicked (or could not run) in this worker, the last to arrive;
+    /// the barrier is now broken for the others.
+    BarrierActionFailed {
+        /// Why the action failed.
+        message: String,
+    },
+    /// The shared memory that holds synchronisation primitives could not be created or mapped,
+    /// or it is full.
+    SharedMemory {
+        /// What failed.
+        detail: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -173,6 +203,8 @@ impl fmt::Display for Error {
             }
             Error::Timeout => f.write_str("timed out waiting for the result"),
             Error::ResultTaken => f.write_str("the result was already taken"),
+            Error::AlreadyStarted => f.write_str("the worker was already started"),
+            Error::NotStarted => f.write_str("the worker was not started yet"),
             Error::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
             Error::InvalidBackend { value } => write!(
                 f,
@@ -216,6 +248,17 @@ impl fmt::Display for Error {
                     f,
                     "the pool is broken because its initializer failed: {message}"
                 )
+            }
+            Error::NotHeld { operation } => {
+                write!(f, "cannot {operation}: the caller does not hold the lock")
+            }
+            Error::ReleasedTooManyTimes => f.write_str("semaphore released too many times"),
+            Error::BrokenBarrier => f.write_str("the barrier is broken"),
+            Error::BarrierActionFailed { message } => {
+                write!(f, "the barrier action failed: {message}")
+            }
+            Error::SharedMemory { detail } => {
+                write!(f, "shared memory for synchronisation primitives: {detail}")
             }
         }
     }

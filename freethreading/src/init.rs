@@ -94,8 +94,10 @@ impl<E: std::fmt::Debug> TestOutcome for Result<(), E> {
     }
 }
 
-/// Not public API: runs when the body of a `#[freethreading::main]` returns.
+/// Not public API: runs when the body of a `#[freethreading::main]` returns: waits for the
+/// non-daemon workers, as Python does at exit.
 #[doc(hidden)]
 pub fn main_returning() {
+    crate::worker::join_non_daemon();
     let _ = std::io::Write::flush(&mut std::io::stdout());
 }

@@ -61,16 +61,28 @@ mod backend;
 mod codec;
 mod error;
 mod init;
+mod introspect;
 mod pool;
 mod process;
 mod registry;
+mod shm;
+mod sync;
 mod unwind;
+mod worker;
 
 pub use backend::{BACKEND_ENV, Backend, get_backend, set_backend, try_get_backend, with_backend};
 pub use error::{Error, ExitReason};
 pub use init::{init, try_init};
+pub use introspect::{WorkerInfo, active_children, active_count, current_worker, enumerate, get_ident};
 pub use pool::{AsyncResult, Imap, ImapUnordered, WorkerPool, WorkerPoolBuilder};
 pub use registry::WorkerFn;
+#[doc(hidden)]
+pub use sync::__arena_usage;
+pub use sync::{
+    Acquired, Barrier, BarrierBuilder, BoundedSemaphore, Condition, ConditionGuard, Event, Lock,
+    LockGuard, RLock, RLockGuard, Semaphore, SemaphorePermit,
+};
+pub use worker::{Worker, WorkerBuilder, WorkerExit};
 
 /// Registers a function so pools and workers can run it on threads or in child processes.
 ///

@@ -39,3 +39,44 @@ pub fn write_to_parent(bytes: &[u8]) {
 pub fn worker_identity() -> String {
     format!("{}/{:?}", std::process::id(), std::thread::current().id())
 }
+
+/// A fresh empty directory for one test's files.
+pub fn scratch_dir(test: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("freethreading-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// Creates a named pipe: a worker blocks opening it until the test opens the other end, which
+/// synchronises the two without sleeping.
+pub fn make_fifo(path: &std::path::Path) {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("no NUL");
+    // SAFETY: a valid NUL-terminated path and mode.
+    let rc = unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) };
+    assert_eq!(rc, 0, "mkfifo failed: {}", std::io::Error::last_os_error());
+}
+
+/// Waits (up to `timeout`) for process `pid` to exit, without being its parent: a pidfd
+/// becomes readable when the process ends. Returns whether it ended.
+pub fn wait_for_exit(pid: u32, timeout: std::time::Duration) -> bool {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) } as i32;
+    if fd < 0 {
+        // Already gone (ESRCH).
+        return std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+    }
+    let mut pollfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: one valid pollfd and its count.
+    let ready = unsafe { libc::poll(&mut pollfd, 1, millis) };
+    // SAFETY: closing the fd we opened.
+    unsafe { libc::close(fd) };
+    ready == 1
+}
+
+pub mod sync_support;

@@ -11,7 +11,7 @@ mod imap;
 mod job;
 mod process;
 mod result;
-mod sink;
+pub(crate) mod sink;
 mod thread;
 
 use std::sync::Arc;

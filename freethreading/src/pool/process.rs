@@ -41,6 +41,7 @@ pub(crate) struct ProcessEngine {
 struct Shared {
     config: PoolConfig,
     command: ChildCommand,
+    names: std::sync::atomic::AtomicUsize,
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -81,6 +82,7 @@ impl ProcessEngine {
     pub(crate) fn start(config: PoolConfig) -> Result<Self, Error> {
         let shared = Arc::new(Shared {
             command: ChildCommand::for_this_thread(),
+            names: std::sync::atomic::AtomicUsize::new(0),
             config: config.clone(),
             state: Mutex::new(State {
                 pending: VecDeque::new(),
@@ -97,7 +99,7 @@ impl ProcessEngine {
         });
         // Start every child first, then collect the handshakes: startup costs about one child.
         let starting: Vec<_> = (0..shared.config.workers)
-            .map(|_| spawn::start(&shared.command))
+            .map(|_| spawn::start(&shared.command, &shared.next_name()))
             .collect();
         let mut failure = None;
         for child in starting {
@@ -187,6 +189,12 @@ impl ProcessEngine {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The name of the next child: the pool's prefix and a number, as for pool threads.
+    fn next_name(&self) -> String {
+        let n = self.names.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        format!("{}-{n}", self.config.name_prefix)
     }
 }
 
@@ -427,7 +435,7 @@ fn child_ended(shared: &Arc<Shared>, key: u64, reader: LinkReader, end: End) {
     // Replace the child before reporting its failure, so that whoever sees the error also
     // sees a healed pool.
     if replace {
-        let added = spawn::start(&shared.command)
+        let added = spawn::start(&shared.command, &shared.next_name())
             .and_then(|child| child.handshake(shared.config.start_timeout))
             .and_then(|spawned| add_child(shared, spawned));
         if let Err(e) = added {

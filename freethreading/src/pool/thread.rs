@@ -157,6 +157,9 @@ fn worker_loop(shared: Arc<Shared>) {
         }
     }
     let _exit = Exit(&shared);
+    if let Some(name) = std::thread::current().name() {
+        crate::introspect::enter_worker_thread(name.to_owned());
+    }
 
     if let Some(initializer) = &shared.config.initializer {
         if let Err(message) = initializer.run_here() {

@@ -21,6 +21,19 @@ use crate::{Error, registry};
 /// `"<channel fd>:<parent pid>:<progress page fd>"`: set by the parent on each child it spawns.
 pub(crate) const CHILD_ENV: &str = "FREETHREADING_CHILD";
 
+/// The name the parent gave this worker process (see `current_worker`).
+pub(crate) const WORKER_NAME_ENV: &str = "FREETHREADING_WORKER_NAME";
+
+/// The name of this process if it serves as a worker.
+pub(crate) fn worker_name() -> Option<&'static str> {
+    static NAME: OnceLock<Option<String>> = OnceLock::new();
+    NAME.get_or_init(|| {
+        inherited_channel()?;
+        std::env::var(WORKER_NAME_ENV).ok()
+    })
+    .as_deref()
+}
+
 /// Exit code of a child that reached the API without calling `init()`.
 pub(crate) const EXIT_NOT_INITIALIZED: i32 = 70;
 /// Exit code of a child whose pool initializer failed.

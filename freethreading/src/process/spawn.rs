@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::process::child::CHILD_ENV;
+use crate::process::child::{CHILD_ENV, WORKER_NAME_ENV};
 use crate::process::progress::ProgressPage;
 use crate::process::wire::{self, FromChild, PROTOCOL_VERSION};
 use crate::{Error, ExitReason, registry};
@@ -87,6 +87,7 @@ pub(crate) struct Starting {
 
 struct SpawnRequest {
     args: Vec<OsString>,
+    worker_name: String,
     child_fd: RawFd,
     progress_fd: RawFd,
     reply: mpsc::Sender<io::Result<Child>>,
@@ -100,7 +101,7 @@ fn spawner() -> &'static mpsc::Sender<SpawnRequest> {
             .name("freethreading-spawner".to_owned())
             .spawn(move || {
                 for request in rx {
-                    let result = fork_exec(&request.args, request.child_fd, request.progress_fd);
+                    let result = fork_exec(&request);
                     let _ = request.reply.send(result);
                 }
             })
@@ -109,7 +110,15 @@ fn spawner() -> &'static mpsc::Sender<SpawnRequest> {
     })
 }
 
-fn fork_exec(args: &[OsString], child_fd: RawFd, progress_fd: RawFd) -> io::Result<Child> {
+fn fork_exec(request: &SpawnRequest) -> io::Result<Child> {
+    let SpawnRequest {
+        args,
+        worker_name,
+        child_fd,
+        progress_fd,
+        ..
+    } = request;
+    let (child_fd, progress_fd) = (*child_fd, *progress_fd);
     let exe = std::env::current_exe()?;
     // `/proc/self/exe` runs the very image this process runs, even if the file was replaced
     // on disk since; elsewhere fall back to the path.
@@ -120,18 +129,31 @@ fn fork_exec(args: &[OsString], child_fd: RawFd, progress_fd: RawFd) -> io::Resu
     };
     // SAFETY: getpid has no preconditions.
     let parent_pid = unsafe { libc::getpid() };
+    // The shared arena of synchronisation primitives, created now if needed so that every
+    // primitive, made before or after this spawn, is shared with the child.
+    let arena_fd = crate::shm::fd_for_children();
     let mut command = Command::new(program);
     command
         .arg0(exe.as_os_str())
         .args(args)
         .env(CHILD_ENV, format!("{child_fd}:{parent_pid}:{progress_fd}"))
+        .env(WORKER_NAME_ENV, worker_name)
         .stdin(Stdio::null());
+    if let Some(fd) = arena_fd {
+        command.env(crate::shm::ARENA_ENV, format!("{fd}:{parent_pid}"));
+    }
     // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
     // functions (fcntl, prctl, getppid, _exit) on values captured by copy.
     unsafe {
         command.pre_exec(move || {
             // Let exactly this child inherit its end of the socketpair and its progress page.
             for fd in [child_fd, progress_fd] {
+                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            // And the shared arena (this clears close-on-exec in the child's table only).
+            if let Some(fd) = arena_fd {
                 if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
                     return Err(io::Error::last_os_error());
                 }
@@ -152,8 +174,9 @@ fn fork_exec(args: &[OsString], child_fd: RawFd, progress_fd: RawFd) -> io::Resu
     command.spawn()
 }
 
-/// Starts a child; the handshake is awaited separately so several children start at once.
-pub(crate) fn start(command: &ChildCommand) -> Result<Starting, Error> {
+/// Starts a child named `worker_name` (what `current_worker()` reports inside it); the
+/// handshake is awaited separately so several children start at once.
+pub(crate) fn start(command: &ChildCommand, worker_name: &str) -> Result<Starting, Error> {
     if !cfg!(unix) {
         return Err(Error::Unsupported(
             "the multiprocessing backend needs a Unix platform",
@@ -169,6 +192,7 @@ pub(crate) fn start(command: &ChildCommand) -> Result<Starting, Error> {
     spawner()
         .send(SpawnRequest {
             args: command.args.clone(),
+            worker_name: worker_name.to_owned(),
             child_fd: child_end.as_raw_fd(),
             progress_fd: progress.fd().expect("a created page has its fd"),
             reply,

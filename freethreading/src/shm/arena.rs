@@ -1,0 +1,567 @@
+//! The arena: one `memfd` region per program, an allocator whose state lives in the region, and
+//! reference-counted handles to the objects in it.
+//!
+//! # Layout
+//!
+//! The region is reserved at [`ARENA_SIZE`] with `ftruncate` and mapped `MAP_SHARED |
+//! MAP_NORESERVE`: pages cost memory only once touched. The first page is the [`Header`]; after
+//! it come fixed-size [`Slot`]s of [`SLOT_SIZE`] bytes, one cache line pair each, so two
+//! primitives never share a cache line. A slot is a 16-byte slot header followed by a body that
+//! each object kind views as its own `#[repr(C)]` struct of atomics ([`State`]).
+//!
+//! # Allocation
+//!
+//! Free slots form a lock-free stack (a Treiber stack whose head carries a 32-bit tag against
+//! ABA); fresh slots come from a bump offset. Every step is a single compare-and-swap on the
+//! shared header, so processes allocate consistently and a process killed in the middle of an
+//! allocation can at worst leak the one slot it was taking, never corrupt the allocator (a
+//! lock would have to be recovered from a dead holder instead).
+//!
+//! # Handles, generations and reference counts
+//!
+//! A slot's `meta` word packs a generation (high 32 bits) and a reference count (low 32 bits).
+//! A handle is (arena id, offset, generation) and holds one reference. Freeing a slot bumps its
+//! generation, so a handle to a freed object no longer matches and is refused as stale instead
+//! of aliasing whatever reuses the slot. Decoding a handle increments the count only if the
+//! generation matches and the count is still positive, in one compare-and-swap; the last
+//! decrement, in any process, frees the slot. Serialising a handle does not take a reference:
+//! the sender must keep its handle until the receiver has decoded its own (a pool's caller
+//! naturally does, since it keeps the object it passed a clone of).
+//!
+//! A process killed while holding handles never drops them, so its references leak: the
+//! objects stay allocated until the program ends (the memory goes with the last process).
+//! Barriers are the exception: they track which processes hold them, and give back the
+//! references of dead ones.
+//!
+//! # Memory ordering
+//!
+//! Slot bodies are written only through atomics. An object's zeroed body is published together
+//! with its handle: within a process by whatever moves the handle to another thread, across
+//! processes by the socket write and read that carry it (both system calls, which order memory).
+
+use std::os::fd::RawFd;
+use std::ptr::NonNull;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// The environment variable that tells a child which inherited descriptor is the arena:
+/// `"<fd>:<parent pid>"`.
+pub(crate) const ARENA_ENV: &str = "FREETHREADING_ARENA";
+
+/// Bytes reserved for the region (sparse: untouched pages cost nothing).
+pub(crate) const ARENA_SIZE: usize = 1 << 30;
+/// Bytes per slot.
+pub(crate) const SLOT_SIZE: usize = 128;
+/// Bytes of a slot usable by the object in it.
+pub(crate) const BODY_SIZE: usize = SLOT_SIZE - 16;
+/// Offset of the first slot (the first page is the header).
+const FIRST_SLOT: u32 = 4096;
+const MAGIC: u64 = u64::from_le_bytes(*b"ftarena1");
+
+/// What a slot holds, so a handle decoded as the wrong type is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Kind {
+    Lock = 1,
+    RLock = 2,
+    Semaphore = 3,
+    Condition = 4,
+    Event = 5,
+    Barrier = 6,
+    /// A chunk of a per-process table, chained from its owner's body.
+    TableChunk = 7,
+    /// One waiter of a condition.
+    Waiter = 8,
+    BoundedSemaphore = 9,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Lock => "Lock",
+            Kind::RLock => "RLock",
+            Kind::Semaphore => "Semaphore",
+            Kind::Condition => "Condition",
+            Kind::Event => "Event",
+            Kind::Barrier => "Barrier",
+            Kind::TableChunk => "table chunk",
+            Kind::Waiter => "condition waiter",
+            Kind::BoundedSemaphore => "BoundedSemaphore",
+        }
+    }
+
+    fn from_u32(v: u32) -> Option<Kind> {
+        Some(match v {
+            1 => Kind::Lock,
+            2 => Kind::RLock,
+            3 => Kind::Semaphore,
+            4 => Kind::Condition,
+            5 => Kind::Event,
+            6 => Kind::Barrier,
+            7 => Kind::TableChunk,
+            8 => Kind::Waiter,
+            9 => Kind::BoundedSemaphore,
+            _ => return None,
+        })
+    }
+}
+
+/// The view an object kind has of a slot body.
+///
+/// # Safety
+///
+/// Implementors must be `#[repr(C)]`, made only of atomics (so every bit pattern, and all
+/// zeroes in particular, is a valid value and shared access from several processes is
+/// defined), at most [`BODY_SIZE`] bytes and aligned to at most 16. The first field must be an
+/// `AtomicU32` *chain* word: the offset of the first slot of a chain the object owns (0 when
+/// none), freed together with the object.
+pub(crate) unsafe trait State: Sync + 'static {}
+
+#[repr(C)]
+struct Header {
+    magic: AtomicU64,
+    /// Random, so a handle from another program's arena is told apart.
+    id: AtomicU64,
+    /// Free-stack head: tag in the high 32 bits, slot offset in the low 32 (0 = empty).
+    free: AtomicU64,
+    /// Next never-used slot offset.
+    bump: AtomicU32,
+    /// Slots in use.
+    live: AtomicU32,
+}
+
+/// One slot: its header (generation and count, kind, free-stack link) and the body.
+#[repr(C, align(128))]
+pub(crate) struct Slot {
+    meta: AtomicU64,
+    kind: AtomicU32,
+    next_free: AtomicU32,
+    body: [AtomicU32; BODY_SIZE / 4],
+}
+
+const _: () = assert!(size_of::<Slot>() == SLOT_SIZE);
+const _: () = assert!(size_of::<Header>() <= FIRST_SLOT as usize);
+
+impl Slot {
+    /// The body viewed as `T`.
+    pub(crate) fn state<T: State>(&self) -> &T {
+        const { assert!(size_of::<T>() <= BODY_SIZE && align_of::<T>() <= 16) };
+        // SAFETY: the body is BODY_SIZE bytes at a 16-aligned offset of a 128-aligned slot,
+        // enough for T by the assertion above; `State` guarantees T is only atomics, valid for
+        // any bit pattern and for shared access. The reference lives as long as `self`.
+        unsafe { &*self.body.as_ptr().cast::<T>() }
+    }
+
+    /// The chain word every `State` starts with.
+    fn chain(&self) -> &AtomicU32 {
+        &self.body[0]
+    }
+}
+
+/// The process's mapping of the program's arena.
+#[derive(Debug)]
+pub(crate) struct Arena {
+    base: NonNull<u8>,
+    fd: RawFd,
+    id: u64,
+}
+
+// SAFETY: the mapping is shared memory accessed only through atomics; the pointer and fd are
+// plain values valid for the life of the process (the arena is never unmapped).
+unsafe impl Send for Arena {}
+// SAFETY: as above: all access through `&Arena` goes through atomics in the mapping.
+unsafe impl Sync for Arena {}
+
+static ARENA: OnceLock<Result<Arena, Error>> = OnceLock::new();
+
+fn os_error(what: &str) -> Error {
+    Error::SharedMemory {
+        detail: format!("{what}: {}", std::io::Error::last_os_error()),
+    }
+}
+
+impl Arena {
+    /// The program's arena: adopted from the parent if this process is one of our children,
+    /// created otherwise.
+    pub(crate) fn get() -> Result<&'static Arena, Error> {
+        ARENA
+            .get_or_init(|| match Arena::inherited() {
+                Some(arena) => Ok(arena),
+                None => Arena::create(),
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    #[cfg(target_os = "linux")]
+    fn create() -> Result<Arena, Error> {
+        // SAFETY: a NUL-terminated name and valid flags; the result is checked.
+        let fd = unsafe { libc::memfd_create(c"freethreading-arena".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd == -1 {
+            return Err(os_error("memfd_create"));
+        }
+        // SAFETY: `fd` is the memfd just created and owned here.
+        if unsafe { libc::ftruncate(fd, ARENA_SIZE as libc::off_t) } == -1 {
+            let e = os_error("ftruncate of the shared arena");
+            // SAFETY: closing our own descriptor once.
+            unsafe { libc::close(fd) };
+            return Err(e);
+        }
+        let arena = Arena::map(fd).inspect_err(|_| {
+            // SAFETY: closing our own descriptor once.
+            unsafe { libc::close(fd) };
+        })?;
+        let id = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u32(super::pid());
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos()),
+            );
+            h.finish() | 1
+        };
+        let header = arena.header();
+        header.id.store(id, Ordering::Relaxed);
+        header.bump.store(FIRST_SLOT, Ordering::Relaxed);
+        header.magic.store(MAGIC, Ordering::Release);
+        Ok(Arena { id, ..arena })
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn create() -> Result<Arena, Error> {
+        Err(Error::Unsupported(
+            "shared synchronisation primitives need Linux (memfd and futex)",
+        ))
+    }
+
+    /// Maps `fd` (checked to be an arena-sized file).
+    fn map(fd: RawFd) -> Result<Arena, Error> {
+        // SAFETY: a fresh mapping of a descriptor we hold; the kernel picks the address and the
+        // result is checked against MAP_FAILED.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                ARENA_SIZE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | map_noreserve(),
+                fd,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(os_error("mmap of the shared arena"));
+        }
+        let base = NonNull::new(base.cast::<u8>()).ok_or_else(|| os_error("mmap"))?;
+        Ok(Arena { base, fd, id: 0 })
+    }
+
+    /// The arena the parent handed down, if this process is a child of this program and the
+    /// descriptor checks out (a grandchild that only inherited the variable is not).
+    fn inherited() -> Option<Arena> {
+        let value = std::env::var(ARENA_ENV).ok()?;
+        let (fd, ppid) = value.split_once(':')?;
+        let fd: RawFd = fd.parse().ok()?;
+        let ppid: libc::pid_t = ppid.parse().ok()?;
+        // SAFETY: getppid has no preconditions.
+        if unsafe { libc::getppid() } != ppid {
+            return None;
+        }
+        // SAFETY: an all-zero stat is a valid out-buffer for fstat, which fills it or fails.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstat on a descriptor number; an invalid one yields -1.
+        if unsafe { libc::fstat(fd, &mut st) } == -1 || st.st_size as usize != ARENA_SIZE {
+            return None;
+        }
+        // SAFETY: our own inherited descriptor; set close-on-exec again so programs this
+        // process runs do not inherit it (children of this library get it explicitly).
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        let arena = Arena::map(fd).ok()?;
+        let header = arena.header();
+        if header.magic.load(Ordering::Acquire) != MAGIC {
+            return None;
+        }
+        let id = header.id.load(Ordering::Relaxed);
+        Some(Arena { id, ..arena })
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: the header sits at offset 0 of a mapping of ARENA_SIZE bytes that lives as
+        // long as the process; it is only atomics, valid for any content.
+        unsafe { &*self.base.as_ptr().cast::<Header>() }
+    }
+
+    /// The slot at `off`, which must be a slot offset this arena handed out.
+    pub(crate) fn slot(&self, off: u32) -> &Slot {
+        debug_assert!(self.valid_offset(off));
+        // SAFETY: `off` is a slot offset inside the mapping (checked when it entered the
+        // process: allocation or `Handle::adopt`); slots are only atomics.
+        unsafe { &*self.base.as_ptr().add(off as usize).cast::<Slot>() }
+    }
+
+    fn valid_offset(&self, off: u32) -> bool {
+        off >= FIRST_SLOT
+            && (off - FIRST_SLOT) as usize % SLOT_SIZE == 0
+            && off < self.header().bump.load(Ordering::Acquire)
+            && off as usize + SLOT_SIZE <= ARENA_SIZE
+    }
+
+    /// Takes a slot for a new object of `kind`: zeroed body, reference count 1.
+    pub(crate) fn alloc(&self, kind: Kind) -> Result<(u32, u32), Error> {
+        let header = self.header();
+        let off = loop {
+            let head = header.free.load(Ordering::Acquire);
+            let off = head as u32;
+            if off == 0 {
+                break self.bump()?;
+            }
+            let next = self.slot(off).next_free.load(Ordering::Relaxed);
+            let new = ((head >> 32).wrapping_add(1) << 32) | u64::from(next);
+            if header
+                .free
+                .compare_exchange_weak(head, new, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                break off;
+            }
+        };
+        let slot = self.slot(off);
+        for word in &slot.body {
+            word.store(0, Ordering::Relaxed);
+        }
+        slot.kind.store(kind as u32, Ordering::Relaxed);
+        let generation = match (slot.meta.load(Ordering::Relaxed) >> 32) as u32 {
+            0 => 1,
+            g => g,
+        };
+        slot.meta
+            .store((u64::from(generation) << 32) | 1, Ordering::Release);
+        header.live.fetch_add(1, Ordering::Relaxed);
+        Ok((off, generation))
+    }
+
+    fn bump(&self) -> Result<u32, Error> {
+        let bump = &self.header().bump;
+        let mut off = bump.load(Ordering::Relaxed);
+        loop {
+            if off as usize + SLOT_SIZE > ARENA_SIZE {
+                return Err(Error::SharedMemory {
+                    detail: format!(
+                        "the shared arena is full ({} MiB of primitives are alive)",
+                        ARENA_SIZE >> 20
+                    ),
+                });
+            }
+            match bump.compare_exchange_weak(
+                off,
+                off + SLOT_SIZE as u32,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(off),
+                Err(now) => off = now,
+            }
+        }
+    }
+
+    /// Drops one reference to the object at `off`; the last one frees it and its chain.
+    pub(crate) fn release(&self, off: u32) {
+        let slot = self.slot(off);
+        let prev = slot.meta.fetch_sub(1, Ordering::AcqRel);
+        debug_assert!(prev as u32 >= 1, "reference count underflow");
+        if prev as u32 == 1 {
+            self.free(off);
+        }
+    }
+
+    /// Gives back `extra` references at once (those of a dead process); never the last one,
+    /// since the caller holds a reference itself.
+    pub(crate) fn release_many(&self, off: u32, extra: u32) {
+        if extra > 0 {
+            self.slot(off)
+                .meta
+                .fetch_sub(u64::from(extra), Ordering::AcqRel);
+        }
+    }
+
+    /// Frees a slot whose count is zero (or a chain slot owned by one object), then its chain.
+    pub(crate) fn free(&self, mut off: u32) {
+        while off != 0 {
+            let slot = self.slot(off);
+            let next = slot.chain().swap(0, Ordering::Relaxed);
+            let generation = ((slot.meta.load(Ordering::Relaxed) >> 32) as u32).wrapping_add(1);
+            let generation = if generation == 0 { 1 } else { generation };
+            // Refuse every outstanding handle from now on.
+            slot.meta.store(u64::from(generation) << 32, Ordering::Release);
+            slot.kind.store(0, Ordering::Relaxed);
+            let header = self.header();
+            let mut head = header.free.load(Ordering::Relaxed);
+            loop {
+                slot.next_free.store(head as u32, Ordering::Relaxed);
+                let new = ((head >> 32).wrapping_add(1) << 32) | u64::from(off);
+                match header.free.compare_exchange_weak(
+                    head,
+                    new,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => break,
+                    Err(now) => head = now,
+                }
+            }
+            header.live.fetch_sub(1, Ordering::Relaxed);
+            off = next;
+        }
+    }
+
+    /// (slots in use, bytes of the region ever handed out).
+    pub(crate) fn usage(&self) -> (u64, u64) {
+        let header = self.header();
+        (
+            u64::from(header.live.load(Ordering::Relaxed)),
+            u64::from(header.bump.load(Ordering::Relaxed) - FIRST_SLOT),
+        )
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn map_noreserve() -> libc::c_int {
+    libc::MAP_NORESERVE
+}
+
+#[cfg(not(target_os = "linux"))]
+fn map_noreserve() -> libc::c_int {
+    0
+}
+
+/// A handle as it crosses a process boundary.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub(crate) struct RawHandle {
+    arena: u64,
+    off: u32,
+    generation: u32,
+}
+
+/// One counted reference to an object in the arena.
+pub(crate) struct Handle {
+    arena: &'static Arena,
+    slot: &'static Slot,
+    off: u32,
+    generation: u32,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#x}/{}", self.off, self.generation)
+    }
+}
+
+impl Handle {
+    /// Allocates a new object of `kind`.
+    pub(crate) fn new(kind: Kind) -> Result<Handle, Error> {
+        let arena = Arena::get()?;
+        let (off, generation) = arena.alloc(kind)?;
+        Ok(Handle {
+            arena,
+            slot: arena.slot(off),
+            off,
+            generation,
+        })
+    }
+
+    /// Takes a new reference from a received handle, checking it is live and of `kind`.
+    pub(crate) fn adopt(raw: RawHandle, kind: Kind) -> Result<Handle, String> {
+        let arena = Arena::get().map_err(|e| e.to_string())?;
+        if raw.arena != arena.id {
+            return Err(format!(
+                "the {} handle belongs to another program's shared memory",
+                kind.name()
+            ));
+        }
+        if !arena.valid_offset(raw.off) {
+            return Err(format!("invalid {} handle offset {:#x}", kind.name(), raw.off));
+        }
+        let slot = arena.slot(raw.off);
+        let mut meta = slot.meta.load(Ordering::Acquire);
+        loop {
+            if (meta >> 32) as u32 != raw.generation || meta as u32 == 0 {
+                return Err(format!(
+                    "stale {} handle: the object was dropped by every holder before this copy \
+                     was received (keep a handle alive until the task that uses it has \
+                     started)",
+                    kind.name()
+                ));
+            }
+            match slot.meta.compare_exchange_weak(
+                meta,
+                meta + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) => meta = now,
+            }
+        }
+        let handle = Handle {
+            arena,
+            slot,
+            off: raw.off,
+            generation: raw.generation,
+        };
+        let found = slot.kind.load(Ordering::Relaxed);
+        if found != kind as u32 {
+            let found = Kind::from_u32(found).map_or("unknown", Kind::name);
+            return Err(format!("expected a {} handle, got a {found}", kind.name()));
+        }
+        Ok(handle)
+    }
+
+    pub(crate) fn raw(&self) -> RawHandle {
+        RawHandle {
+            arena: self.arena.id,
+            off: self.off,
+            generation: self.generation,
+        }
+    }
+
+    pub(crate) fn arena(&self) -> &'static Arena {
+        self.arena
+    }
+
+    pub(crate) fn offset(&self) -> u32 {
+        self.off
+    }
+
+    /// The object's body.
+    pub(crate) fn state<T: State>(&self) -> &'static T {
+        self.slot.state()
+    }
+}
+
+impl Clone for Handle {
+    fn clone(&self) -> Handle {
+        // Relaxed is enough for an increment from a count we already hold (as `Arc` does).
+        self.slot.meta.fetch_add(1, Ordering::Relaxed);
+        Handle { ..*self }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.arena.release(self.off);
+    }
+}
+
+/// (objects alive in the arena, bytes of the arena ever handed out), or zeros without one.
+pub(crate) fn usage() -> (u64, u64) {
+    Arena::get().map_or((0, 0), Arena::usage)
+}
