@@ -22,15 +22,18 @@
 //! A slot's `meta` word packs a generation (high 32 bits) and a reference count (low 32 bits).
 //! A handle is (arena id, offset, generation) and holds one reference. Freeing a slot bumps its
 //! generation, so a handle to a freed object no longer matches and is refused as stale instead
-//! of aliasing whatever reuses the slot. Decoding a handle increments the count only if the
-//! generation matches and the count is still positive, in one compare-and-swap; the last
-//! decrement, in any process, frees the slot. Serialising a handle does not take a reference:
-//! the sender must keep its handle until the receiver has decoded its own (a pool's caller
-//! naturally does, since it keeps the object it passed a clone of).
+//! of aliasing whatever reuses the slot; every count update checks the generation in the same
+//! compare-and-swap, so even a miscounted handle can never touch a reused slot.
 //!
-//! A process killed while holding handles never drops them, so its references leak: the
-//! objects stay allocated until the program ends (the memory goes with the last process).
-//! Barriers are the exception: they track which processes hold them, and give back the
+//! Serialising a handle takes a reference *for the bytes*, and decoding them adopts it. So
+//! `pool.apply(task, (Lock::new(),))` works although the caller's temporary is dropped as soon
+//! as the task is encoded, long before a child decodes it. The cost: bytes that are never
+//! decoded (a task discarded by `terminate`, a child killed before it read its task) keep
+//! their object allocated until the program ends. The last drop, in any process, frees the
+//! slot.
+//!
+//! A process killed while holding handles never drops them, so its references leak the same
+//! way. Barriers are the exception: they track which processes hold them, and give back the
 //! references of dead ones.
 //!
 //! # Memory ordering
@@ -373,23 +376,37 @@ impl Arena {
         }
     }
 
-    /// Drops one reference to the object at `off`; the last one frees it and its chain.
-    pub(crate) fn release(&self, off: u32) {
-        let slot = self.slot(off);
-        let prev = slot.meta.fetch_sub(1, Ordering::AcqRel);
-        debug_assert!(prev as u32 >= 1, "reference count underflow");
-        if prev as u32 == 1 {
+    /// Drops one reference to object `off` of `generation`; the last one frees it and its
+    /// chain. A reference to an object that is already gone is ignored.
+    pub(crate) fn release(&self, off: u32, generation: u32) {
+        if self.update_count(off, generation, |refs| refs.checked_sub(1)) == Some(0) {
             self.free(off);
         }
     }
 
     /// Gives back `extra` references at once (those of a dead process); never the last one,
     /// since the caller holds a reference itself.
-    pub(crate) fn release_many(&self, off: u32, extra: u32) {
-        if extra > 0 {
-            self.slot(off)
-                .meta
-                .fetch_sub(u64::from(extra), Ordering::AcqRel);
+    pub(crate) fn release_many(&self, off: u32, generation: u32, extra: u32) {
+        self.update_count(off, generation, |refs| {
+            (refs > extra).then(|| refs - extra)
+        });
+    }
+
+    /// Applies `f` to the count of object `off` if it still has `generation`; returns the new
+    /// count, or `None` when the generation differs or `f` refuses.
+    fn update_count(&self, off: u32, generation: u32, f: impl Fn(u32) -> Option<u32>) -> Option<u32> {
+        let meta = &self.slot(off).meta;
+        let mut now = meta.load(Ordering::Acquire);
+        loop {
+            if (now >> 32) as u32 != generation {
+                return None;
+            }
+            let refs = f(now as u32)?;
+            let new = (now & !0xFFFF_FFFF) | u64::from(refs);
+            match meta.compare_exchange_weak(now, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some(refs),
+                Err(seen) => now = seen,
+            }
         }
     }
 
@@ -478,7 +495,8 @@ impl Handle {
         })
     }
 
-    /// Takes a new reference from a received handle, checking it is live and of `kind`.
+    /// Adopts the reference that travelled with a received handle, checking it is live and
+    /// of `kind`.
     pub(crate) fn adopt(raw: RawHandle, kind: Kind) -> Result<Handle, String> {
         let arena = Arena::get().map_err(|e| e.to_string())?;
         if raw.arena != arena.id {
@@ -491,25 +509,12 @@ impl Handle {
             return Err(format!("invalid {} handle offset {:#x}", kind.name(), raw.off));
         }
         let slot = arena.slot(raw.off);
-        let mut meta = slot.meta.load(Ordering::Acquire);
-        loop {
-            if (meta >> 32) as u32 != raw.generation || meta as u32 == 0 {
-                return Err(format!(
-                    "stale {} handle: the object was dropped by every holder before this copy \
-                     was received (keep a handle alive until the task that uses it has \
-                     started)",
-                    kind.name()
-                ));
-            }
-            match slot.meta.compare_exchange_weak(
-                meta,
-                meta + 1,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => break,
-                Err(now) => meta = now,
-            }
+        let meta = slot.meta.load(Ordering::Acquire);
+        if (meta >> 32) as u32 != raw.generation || meta as u32 == 0 {
+            return Err(format!(
+                "stale {} handle: the object no longer exists (were these bytes decoded twice?)",
+                kind.name()
+            ));
         }
         let handle = Handle {
             arena,
@@ -525,6 +530,13 @@ impl Handle {
         Ok(handle)
     }
 
+    /// The handle to send: takes the reference the receiver will adopt.
+    pub(crate) fn raw_for_transfer(&self) -> RawHandle {
+        self.slot.meta.fetch_add(1, Ordering::Relaxed);
+        self.raw()
+    }
+
+    /// The handle's identity, without a reference.
     pub(crate) fn raw(&self) -> RawHandle {
         RawHandle {
             arena: self.arena.id,
@@ -537,8 +549,9 @@ impl Handle {
         self.arena
     }
 
-    pub(crate) fn offset(&self) -> u32 {
-        self.off
+    /// Gives back `extra` references taken by other (dead) processes.
+    pub(crate) fn release_foreign(&self, extra: u32) {
+        self.arena.release_many(self.off, self.generation, extra);
     }
 
     /// The object's body.
@@ -557,7 +570,7 @@ impl Clone for Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        self.arena.release(self.off);
+        self.arena.release(self.off, self.generation);
     }
 }
 

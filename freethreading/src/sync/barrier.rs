@@ -121,9 +121,7 @@ impl Inner {
                 .store(count.saturating_sub(entry.b()), Ordering::Relaxed);
             let refs = entry.a();
             entry.clear();
-            self.handle
-                .arena()
-                .release_many(self.handle.offset(), refs);
+            self.handle.release_foreign(refs);
         }
         found
     }
@@ -572,7 +570,7 @@ impl fmt::Debug for Barrier {
 
 impl Serialize for Barrier {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        (self.inner.handle.raw(), self.inner.action.as_deref()).serialize(serializer)
+        (self.inner.handle.raw_for_transfer(), self.inner.action.as_deref()).serialize(serializer)
     }
 }
 

@@ -368,7 +368,8 @@ impl Condition {
                 self.unlink(node);
             }
         }
-        arena.release(off);
+        // The node has a single owner (this wait), so it is freed directly.
+        arena.free(off);
         Ok(notified)
     }
 
@@ -488,7 +489,7 @@ impl Condition {
             let waiter = node.pid.load(Ordering::Relaxed);
             if waiter != me && !alive(waiter) {
                 // A dead waiter never frees its node: do it here, and do not count it.
-                self.arena().release(off);
+                self.arena().free(off);
             } else {
                 node.word.store(1, Ordering::Release);
                 futex::wake(&node.word, 1);
@@ -541,7 +542,7 @@ impl fmt::Debug for Condition {
 
 impl Serialize for Condition {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        (self.handle.raw(), &self.lock).serialize(serializer)
+        (self.handle.raw_for_transfer(), &self.lock).serialize(serializer)
     }
 }
 

@@ -93,7 +93,7 @@ pub fn __arena_usage() -> (u64, u64) {
 }
 
 fn serialize_handle<S: Serializer>(handle: &Handle, serializer: S) -> Result<S::Ok, S::Error> {
-    handle.raw().serialize(serializer)
+    handle.raw_for_transfer().serialize(serializer)
 }
 
 fn deserialize_handle<'de, D: Deserializer<'de>>(
