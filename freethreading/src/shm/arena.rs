@@ -578,3 +578,61 @@ impl Drop for Handle {
 pub(crate) fn usage() -> (u64, u64) {
     Arena::get().map_or((0, 0), Arena::usage)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::{Event, Lock};
+
+    #[test]
+    fn decoding_the_same_bytes_twice_is_refused_as_stale() {
+        let lock = Lock::new();
+        let bytes = postcard::to_allocvec(&lock).unwrap();
+        drop(lock);
+        // The bytes' own reference keeps the object alive until they are decoded.
+        let first: Lock = postcard::from_bytes(&bytes).unwrap();
+        drop(first); // the last reference: the slot is freed
+        let reuse = Lock::new(); // likely reuses the slot
+        assert!(postcard::from_bytes::<Lock>(&bytes).is_err());
+        assert!(!reuse.locked());
+        let raw: RawHandle = postcard::from_bytes(&bytes).unwrap();
+        let err = Handle::adopt(raw, Kind::Lock).unwrap_err();
+        assert!(err.contains("stale"), "{err}");
+    }
+
+    #[test]
+    fn wrong_kind_wrong_arena_and_bad_offsets_are_refused() {
+        let event = Event::new();
+        let raw = postcard::from_bytes::<RawHandle>(&postcard::to_allocvec(&event).unwrap())
+            .unwrap();
+        let err = Handle::adopt(raw, Kind::Lock).unwrap_err();
+        // The refused bytes gave their reference back; `event` still holds its own.
+        assert!(err.contains("expected a Lock handle, got a Event"), "{err}");
+        assert!(!event.is_set());
+
+        let other = RawHandle {
+            arena: raw.arena ^ 1,
+            ..raw
+        };
+        assert!(Handle::adopt(other, Kind::Event).unwrap_err().contains("another program"));
+        for off in [0, 7, FIRST_SLOT + 1, u32::MAX - 3] {
+            let bad = RawHandle { off, ..raw };
+            assert!(Handle::adopt(bad, Kind::Event).unwrap_err().contains("offset"));
+        }
+    }
+
+    #[test]
+    fn release_of_a_reused_slot_is_ignored() {
+        let arena = Arena::get().unwrap();
+        let (off, generation) = arena.alloc(Kind::Event).unwrap();
+        arena.release(off, generation);
+        let (again, new_generation) = arena.alloc(Kind::Event).unwrap();
+        if again == off {
+            assert_ne!(generation, new_generation);
+            // A stray release with the old generation must not touch the new object.
+            arena.release(off, generation);
+            assert_eq!(arena.slot(off).meta.load(Ordering::Relaxed) as u32, 1);
+        }
+        arena.release(again, new_generation);
+    }
+}

@@ -281,6 +281,38 @@ impl Condition {
         }
     }
 
+    /// [`lock`](Self::lock) without waiting; `None` when another worker holds the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = freethreading::Condition::new();
+    /// assert!(cond.try_lock().is_some());
+    /// ```
+    pub fn try_lock(&self) -> Option<ConditionGuard<'_>> {
+        self.try_acquire().map(|acquired| ConditionGuard {
+            cond: self,
+            acquired,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// [`lock`](Self::lock) waiting at most `timeout`; `None` if the lock stayed held.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = freethreading::Condition::new();
+    /// assert!(cond.lock_timeout(std::time::Duration::from_millis(1)).is_some());
+    /// ```
+    pub fn lock_timeout(&self, timeout: Duration) -> Option<ConditionGuard<'_>> {
+        self.acquire_timeout(timeout).map(|acquired| ConditionGuard {
+            cond: self,
+            acquired,
+            _not_send: PhantomData,
+        })
+    }
+
     fn check_held(&self, operation: &'static str) -> Result<(), Error> {
         let held = match &self.lock {
             CondLock::Lock(lock) => lock.raw().owner() == pid(),
