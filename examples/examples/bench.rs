@@ -13,7 +13,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use freethreading::{Backend, WorkerPool, get_backend, set_backend, worker};
+use freethreading::{Backend, Worker, WorkerExit, WorkerPool, get_backend, set_backend, worker};
 use freethreading_examples::measure::{emit, median, timed};
 use rayon::prelude::*;
 
@@ -21,6 +21,9 @@ use rayon::prelude::*;
 fn square(x: u64) -> u64 {
     x * x
 }
+
+#[worker]
+fn noop() {}
 
 #[worker]
 fn blob_len(blob: Vec<u8>) -> usize {
@@ -237,9 +240,41 @@ fn g_pool_apply() {
     );
 }
 
+fn g_worker_spawn_join() {
+    let one = || {
+        let w = Worker::new(noop, ()).unwrap();
+        w.start().unwrap();
+        assert_eq!(w.join().unwrap(), WorkerExit::Returned);
+    };
+    let start = Instant::now();
+    one();
+    emit(
+        "worker_spawn_join_cold",
+        start.elapsed().as_secs_f64() * 1e3,
+        "ms",
+    );
+    emit("worker_spawn_join", median(&timed(20, 1, one)) * 1e3, "ms");
+    let theirs = || {
+        procspawn::spawn((), |()| ()).join().unwrap();
+    };
+    emit(
+        "procspawn_spawn_join",
+        median(&timed(20, 1, theirs)) * 1e3,
+        "ms",
+    );
+}
+
 type Group = (&'static [&'static str], fn());
 
 const GROUPS: &[Group] = &[
+    (
+        &[
+            "worker_spawn_join",
+            "worker_spawn_join_cold",
+            "procspawn_spawn_join",
+        ],
+        g_worker_spawn_join,
+    ),
     (&["pool_startup"], g_pool_startup),
     (
         &["pool_map_tiny", "pool_map_tiny_chunk1", "large_payload"],

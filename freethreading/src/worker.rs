@@ -71,7 +71,9 @@ impl Inner {
 
     fn info(&self) -> Option<WorkerInfo> {
         let settings = self.settings();
-        settings.ident.map(|ident| WorkerInfo::new(settings.name.clone(), ident))
+        settings
+            .ident
+            .map(|ident| WorkerInfo::new(settings.name.clone(), ident))
     }
 
     fn finish(self: &Arc<Self>, outcome: Result<WorkerExit, Error>) {
@@ -95,7 +97,11 @@ pub(crate) fn live_workers() -> Vec<WorkerInfo> {
 /// Waits for every live non-daemon worker, as Python does at interpreter exit.
 pub(crate) fn join_non_daemon() {
     loop {
-        let waiting: Vec<Arc<Inner>> = live().iter().filter(|w| !w.settings().daemon).cloned().collect();
+        let waiting: Vec<Arc<Inner>> = live()
+            .iter()
+            .filter(|w| !w.settings().daemon)
+            .cloned()
+            .collect();
         if waiting.is_empty() {
             return;
         }
@@ -239,12 +245,12 @@ fn inherited_daemon() -> bool {
 
 fn make_target<W: WorkerFn>(args: W::Args, backend: Backend) -> Result<Target, Error> {
     match backend {
-        Backend::Threading => Ok(Target::Thread(Box::new(move || {
-            match crate::unwind::catch(|| W::call(args)) {
+        Backend::Threading => Ok(Target::Thread(Box::new(
+            move || match crate::unwind::catch(|| W::call(args)) {
                 Ok(_) => WorkerExit::Returned,
                 Err(message) => WorkerExit::Panicked { message },
-            }
-        }))),
+            },
+        ))),
         Backend::Multiprocessing => {
             let mut frame = wire::task_frame(W::NAME, |buf| {
                 codec::encode_chunk(std::slice::from_ref(&args), buf)
@@ -327,13 +333,15 @@ impl Worker {
         let inner = Arc::clone(&self.inner);
         let (ident_tx, ident_rx) = std::sync::mpsc::channel();
         live().push(Arc::clone(&self.inner));
-        let spawned = std::thread::Builder::new().name(name.clone()).spawn(move || {
-            enter_worker_thread(name);
-            IN_DAEMON.with(|d| d.set(daemon));
-            let _ = ident_tx.send(this_thread_ident());
-            let exit = run();
-            inner.finish(Ok(exit));
-        });
+        let spawned = std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || {
+                enter_worker_thread(name);
+                IN_DAEMON.with(|d| d.set(daemon));
+                let _ = ident_tx.send(this_thread_ident());
+                let exit = run();
+                inner.finish(Ok(exit));
+            });
         match spawned {
             Ok(_) => {
                 // The thread sends its id before running anything.
@@ -354,13 +362,20 @@ impl Worker {
         command: &ChildCommand,
         name: &str,
     ) -> Result<(), Error> {
-        let spawned = spawn::start(command, name)?.handshake(DEFAULT_START_TIMEOUT)?;
+        let mut starting = spawn::start(command, name)?;
+        // A large task could fill the socket before the child reads it: send it early only
+        // when it fits comfortably.
+        let early = frame.len() <= 64 * 1024;
+        let shutdown = wire::shutdown_frame();
+        if early {
+            starting.send_early(&[&frame, &shutdown]);
+        }
+        let spawned = starting.handshake(DEFAULT_START_TIMEOUT)?;
         let pid = spawned.pid;
-        let (link, mut reader) = link::open(spawned)?;
+        let later: &[&[u8]] = if early { &[] } else { &[&frame, &shutdown] };
+        let mut reader = link::send_then_read(spawned, later)?;
         self.inner.settings().ident = Some(u64::from(pid));
         live().push(Arc::clone(&self.inner));
-        link.send(Arc::new(frame));
-        link.send(Arc::new(wire::shutdown_frame()));
         let inner = Arc::clone(&self.inner);
         let monitor = std::thread::Builder::new()
             .name(format!("freethreading-worker-{pid}"))
@@ -377,7 +392,6 @@ impl Worker {
                 // After its answer the child exits by itself (it was told to stop).
                 let forced = !matches!(answer, Some(Ok(_)));
                 let (reason, _) = reader.reap(forced);
-                drop(link);
                 let outcome = match answer {
                     Some(outcome) => outcome,
                     None => Ok(WorkerExit::Died { pid, reason }),
@@ -416,7 +430,10 @@ impl Worker {
             return Err(Error::NotStarted);
         }
         if self.inner.backend == Backend::Threading
-            && self.inner.info().is_some_and(|info| info == current_worker())
+            && self
+                .inner
+                .info()
+                .is_some_and(|info| info == current_worker())
         {
             return Err(Error::InvalidArgument("a worker cannot join itself"));
         }

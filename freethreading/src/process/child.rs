@@ -61,6 +61,13 @@ pub(crate) fn inherited_channel() -> Option<Channel> {
         let fd: RawFd = parts.next()?.parse().ok()?;
         let ppid: i32 = parts.next()?.parse().ok()?;
         let progress: RawFd = parts.next()?.parse().ok()?;
+        // Die with the parent. Set here, in the child, because the parent spawns without a
+        // pre-exec hook; checking the parent pid afterwards closes the race with its death.
+        #[cfg(target_os = "linux")]
+        // SAFETY: prctl with PR_SET_PDEATHSIG and a valid signal number.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        }
         // SAFETY: getppid has no preconditions.
         if unsafe { libc::getppid() } != ppid {
             return None;

@@ -7,13 +7,12 @@
 
 use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::process::Child;
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::process::progress::ProgressPage;
-use crate::process::spawn::Spawned;
+use crate::process::spawn::{ChildProcess, Spawned};
 use crate::process::wire::{self, FromChild};
 use crate::{Error, ExitReason};
 
@@ -25,7 +24,7 @@ const BATCH_COPY_LIMIT: usize = 64 * 1024;
 pub(crate) struct Link {
     pid: u32,
     frames: Sender<Arc<Vec<u8>>>,
-    child: Arc<Mutex<Child>>,
+    child: Arc<Mutex<ChildProcess>>,
 }
 
 /// The receiving half of a connection.
@@ -33,7 +32,7 @@ pub(crate) struct Link {
 pub(crate) struct LinkReader {
     reader: BufReader<UnixStream>,
     frame: Vec<u8>,
-    child: Arc<Mutex<Child>>,
+    child: Arc<Mutex<ChildProcess>>,
     progress: ProgressPage,
 }
 
@@ -64,6 +63,31 @@ pub(crate) fn open(spawned: Spawned) -> Result<(Link, LinkReader), Error> {
             progress,
         },
     ))
+}
+
+/// For a child that gets a fixed few frames (a `Worker`'s task and stop): writes them at once
+/// from this thread, with no writer thread, and returns the reading half.
+pub(crate) fn send_then_read(spawned: Spawned, frames: &[&[u8]]) -> Result<LinkReader, Error> {
+    let Spawned {
+        child,
+        stream,
+        progress,
+        ..
+    } = spawned;
+    let mut writer = &stream;
+    for frame in frames {
+        // The child reads every frame before answering, so this cannot deadlock; a failure
+        // means the child is already gone, which reading will report.
+        if writer.write_all(frame).is_err() {
+            break;
+        }
+    }
+    Ok(LinkReader {
+        reader: BufReader::with_capacity(64 * 1024, stream),
+        frame: Vec::new(),
+        child: Arc::new(Mutex::new(child)),
+        progress,
+    })
 }
 
 fn write_frames(mut stream: UnixStream, queue: Receiver<Arc<Vec<u8>>>) {
@@ -109,8 +133,7 @@ impl Link {
     /// Kills the child now (`SIGKILL`). Harmless if it already exited; never signals a reaped
     /// pid, because `Child` remembers that it was waited for.
     pub(crate) fn kill(&self) {
-        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = child.kill();
+        self.child.lock().unwrap_or_else(|e| e.into_inner()).kill();
     }
 }
 
@@ -128,12 +151,9 @@ impl LinkReader {
     pub(crate) fn reap(self, force: bool) -> (ExitReason, Option<u64>) {
         let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
         if force {
-            let _ = child.kill();
+            child.kill();
         }
-        let reason = match child.wait() {
-            Ok(status) => ExitReason::from_status(status),
-            Err(_) => ExitReason::Code(-1),
-        };
+        let reason = child.wait();
         (reason, self.progress.running())
     }
 }

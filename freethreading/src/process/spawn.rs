@@ -4,12 +4,12 @@
 //! *thread* that forked exits, not the process: a child forked from a short-lived thread (a
 //! test's thread, a pool's link thread) would be killed with it.
 
+use std::ffi::CString;
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -70,7 +70,7 @@ pub fn with_test_children<R>(test_name: &str, f: impl FnOnce() -> R) -> R {
 /// A started child that has answered the handshake.
 #[derive(Debug)]
 pub(crate) struct Spawned {
-    pub(crate) child: Child,
+    pub(crate) child: ChildProcess,
     pub(crate) pid: u32,
     pub(crate) stream: UnixStream,
     pub(crate) progress: ProgressPage,
@@ -79,7 +79,7 @@ pub(crate) struct Spawned {
 /// A child that has been started but not yet handshaken.
 #[derive(Debug)]
 pub(crate) struct Starting {
-    child: Child,
+    child: ChildProcess,
     stream: UnixStream,
     progress: ProgressPage,
     started: Instant,
@@ -90,7 +90,7 @@ struct SpawnRequest {
     worker_name: String,
     child_fd: RawFd,
     progress_fd: RawFd,
-    reply: mpsc::Sender<io::Result<Child>>,
+    reply: mpsc::Sender<io::Result<ChildProcess>>,
 }
 
 fn spawner() -> &'static mpsc::Sender<SpawnRequest> {
@@ -110,16 +110,17 @@ fn spawner() -> &'static mpsc::Sender<SpawnRequest> {
     })
 }
 
-fn fork_exec(request: &SpawnRequest) -> io::Result<Child> {
-    let SpawnRequest {
-        args,
-        worker_name,
-        child_fd,
-        progress_fd,
-        ..
-    } = request;
-    let (child_fd, progress_fd) = (*child_fd, *progress_fd);
-    let exe = std::env::current_exe()?;
+/// Starts the child with `posix_spawn`, which (unlike `fork`) does not copy the parent's page
+/// tables, so spawning stays cheap however large the parent is. The child's descriptors are
+/// passed by `dup2`-ing each onto itself, which clears close-on-exec in the child only, so no
+/// other process started meanwhile inherits them. The child sets its own parent-death signal
+/// first thing (see `child::inherited_channel`).
+fn fork_exec(request: &SpawnRequest) -> io::Result<ChildProcess> {
+    static EXE: OnceLock<Result<std::path::PathBuf, io::ErrorKind>> = OnceLock::new();
+    let exe = EXE
+        .get_or_init(|| std::env::current_exe().map_err(|e| e.kind()))
+        .clone()
+        .map_err(io::Error::from)?;
     // `/proc/self/exe` runs the very image this process runs, even if the file was replaced
     // on disk since; elsewhere fall back to the path.
     let program = if cfg!(target_os = "linux") {
@@ -132,46 +133,216 @@ fn fork_exec(request: &SpawnRequest) -> io::Result<Child> {
     // The shared arena of synchronisation primitives, created now if needed so that every
     // primitive, made before or after this spawn, is shared with the child.
     let arena_fd = crate::shm::fd_for_children();
-    let mut command = Command::new(program);
-    command
-        .arg0(exe.as_os_str())
-        .args(args)
-        .env(CHILD_ENV, format!("{child_fd}:{parent_pid}:{progress_fd}"))
-        .env(WORKER_NAME_ENV, worker_name)
-        .stdin(Stdio::null());
+    let mut inherited = vec![request.child_fd, request.progress_fd];
+    let mut ours: Vec<(&str, String)> = vec![
+        (
+            CHILD_ENV,
+            format!("{}:{parent_pid}:{}", request.child_fd, request.progress_fd),
+        ),
+        (WORKER_NAME_ENV, request.worker_name.clone()),
+    ];
     if let Some(fd) = arena_fd {
-        command.env(crate::shm::ARENA_ENV, format!("{fd}:{parent_pid}"));
+        inherited.push(fd);
+        ours.push((crate::shm::ARENA_ENV, format!("{fd}:{parent_pid}")));
     }
-    // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
-    // functions (fcntl, prctl, getppid, _exit) on values captured by copy.
-    unsafe {
-        command.pre_exec(move || {
-            // Let exactly this child inherit its end of the socketpair and its progress page.
-            for fd in [child_fd, progress_fd] {
-                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            // And the shared arena (this clears close-on-exec in the child's table only).
-            if let Some(fd) = arena_fd {
-                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            #[cfg(target_os = "linux")]
-            {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                    return Err(io::Error::last_os_error());
-                }
-                // The parent may have died between fork and prctl.
-                if libc::getppid() != parent_pid {
-                    libc::_exit(1);
-                }
-            }
-            Ok(())
-        });
+
+    let c =
+        |bytes: &[u8]| CString::new(bytes).map_err(|_| io::Error::other("NUL byte in argument"));
+    let program = c(program.as_os_str().as_bytes())?;
+    let mut argv = vec![c(exe.as_os_str().as_bytes())?];
+    for arg in &request.args {
+        argv.push(c(arg.as_bytes())?);
     }
-    command.spawn()
+    let mut envp = Vec::new();
+    for (key, value) in std::env::vars_os() {
+        if ours.iter().any(|(k, _)| key == *k) {
+            continue;
+        }
+        let mut entry = key.into_vec();
+        entry.push(b'=');
+        entry.extend(value.as_bytes());
+        envp.push(c(&entry)?);
+    }
+    for (key, value) in &ours {
+        envp.push(c(format!("{key}={value}").as_bytes())?);
+    }
+    let argv_ptrs: Vec<*mut libc::c_char> = argv
+        .iter()
+        .map(|a| a.as_ptr().cast_mut())
+        .chain(std::iter::once(std::ptr::null_mut()))
+        .collect();
+    let envp_ptrs: Vec<*mut libc::c_char> = envp
+        .iter()
+        .map(|e| e.as_ptr().cast_mut())
+        .chain(std::iter::once(std::ptr::null_mut()))
+        .collect();
+
+    let actions = FileActions::new()?;
+    for fd in inherited {
+        actions.dup2_onto_itself(fd)?;
+    }
+    actions.stdin_from_dev_null()?;
+    let attributes = SpawnAttributes::new()?;
+    let mut pid: libc::pid_t = 0;
+    // SAFETY: every pointer is valid for the call: the program and the NULL-terminated argv
+    // and envp arrays point into CStrings that outlive it; actions and attributes are
+    // initialised and destroyed by their guards afterwards.
+    let rc = unsafe {
+        libc::posix_spawn(
+            &mut pid,
+            program.as_ptr(),
+            actions.as_ptr(),
+            attributes.as_ptr(),
+            argv_ptrs.as_ptr(),
+            envp_ptrs.as_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(ChildProcess::new(pid as u32))
+}
+
+/// `posix_spawn_file_actions_t`, destroyed on drop.
+struct FileActions(Box<libc::posix_spawn_file_actions_t>);
+
+impl FileActions {
+    fn new() -> io::Result<Self> {
+        // SAFETY: an all-zero value is valid storage for the init call to fill in.
+        let mut actions =
+            Box::new(unsafe { std::mem::zeroed::<libc::posix_spawn_file_actions_t>() });
+        // SAFETY: initialises the storage we own.
+        check(unsafe { libc::posix_spawn_file_actions_init(&mut *actions) })?;
+        Ok(FileActions(actions))
+    }
+
+    /// Keeps `fd` open in the child: `dup2(fd, fd)` clears close-on-exec there.
+    fn dup2_onto_itself(&self, fd: RawFd) -> io::Result<()> {
+        // SAFETY: the actions object is initialised; fd is an open descriptor of ours.
+        check(unsafe { libc::posix_spawn_file_actions_adddup2(self.as_ptr().cast_mut(), fd, fd) })
+    }
+
+    fn stdin_from_dev_null(&self) -> io::Result<()> {
+        // SAFETY: the actions object is initialised; the path is NUL-terminated and static.
+        check(unsafe {
+            libc::posix_spawn_file_actions_addopen(
+                self.as_ptr().cast_mut(),
+                0,
+                c"/dev/null".as_ptr(),
+                libc::O_RDONLY,
+                0,
+            )
+        })
+    }
+
+    fn as_ptr(&self) -> *const libc::posix_spawn_file_actions_t {
+        &*self.0
+    }
+}
+
+impl Drop for FileActions {
+    fn drop(&mut self) {
+        // SAFETY: destroys the object initialised in `new`, once.
+        unsafe { libc::posix_spawn_file_actions_destroy(&mut *self.0) };
+    }
+}
+
+/// `posix_spawnattr_t` that gives the child an empty signal mask and the default `SIGPIPE`
+/// disposition (as `std::process::Command` does), destroyed on drop.
+struct SpawnAttributes(Box<libc::posix_spawnattr_t>);
+
+impl SpawnAttributes {
+    fn new() -> io::Result<Self> {
+        // SAFETY: an all-zero value is valid storage for the init call to fill in.
+        let mut attributes = Box::new(unsafe { std::mem::zeroed::<libc::posix_spawnattr_t>() });
+        // SAFETY: initialises the storage we own.
+        check(unsafe { libc::posix_spawnattr_init(&mut *attributes) })?;
+        let attributes = SpawnAttributes(attributes);
+        // SAFETY: all-zero sigset_t storage is filled in by sigemptyset before any use.
+        let mut empty: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut pipe_only: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: valid sigset_t pointers and a valid signal number; the attribute object is
+        // initialised; the flags are defined by POSIX.
+        unsafe {
+            libc::sigemptyset(&mut empty);
+            libc::sigemptyset(&mut pipe_only);
+            libc::sigaddset(&mut pipe_only, libc::SIGPIPE);
+            let ptr = attributes.as_ptr().cast_mut();
+            check(libc::posix_spawnattr_setsigmask(ptr, &empty))?;
+            check(libc::posix_spawnattr_setsigdefault(ptr, &pipe_only))?;
+            check(libc::posix_spawnattr_setflags(
+                ptr,
+                (libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF) as libc::c_short,
+            ))?;
+        }
+        Ok(attributes)
+    }
+
+    fn as_ptr(&self) -> *const libc::posix_spawnattr_t {
+        &*self.0
+    }
+}
+
+impl Drop for SpawnAttributes {
+    fn drop(&mut self) {
+        // SAFETY: destroys the object initialised in `new`, once.
+        unsafe { libc::posix_spawnattr_destroy(&mut *self.0) };
+    }
+}
+
+fn check(rc: libc::c_int) -> io::Result<()> {
+    match rc {
+        0 => Ok(()),
+        code => Err(io::Error::from_raw_os_error(code)),
+    }
+}
+
+/// A child process we started: killed and reaped by pid, remembering once it was reaped so
+/// a recycled pid is never signalled.
+#[derive(Debug)]
+pub(crate) struct ChildProcess {
+    pid: u32,
+    status: Option<ExitReason>,
+}
+
+impl ChildProcess {
+    fn new(pid: u32) -> Self {
+        ChildProcess { pid, status: None }
+    }
+
+    /// Sends `SIGKILL` unless the child was already reaped.
+    pub(crate) fn kill(&mut self) {
+        if self.status.is_none() {
+            // SAFETY: kill with our own, not yet reaped, child's pid and a valid signal.
+            unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+
+    /// Waits for the child to end (once) and says how it ended.
+    pub(crate) fn wait(&mut self) -> ExitReason {
+        if let Some(status) = self.status {
+            return status;
+        }
+        let mut raw = 0;
+        loop {
+            // SAFETY: waitpid on our own child with a valid out-pointer.
+            let rc = unsafe { libc::waitpid(self.pid as libc::pid_t, &mut raw, 0) };
+            if rc == self.pid as libc::pid_t {
+                break;
+            }
+            if rc == -1 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                // Not our child any more (reaped elsewhere): nothing better to report.
+                let unknown = ExitReason::Code(-1);
+                self.status = Some(unknown);
+                return unknown;
+            }
+        }
+        use std::os::unix::process::ExitStatusExt;
+        let status = ExitReason::from_status(std::process::ExitStatus::from_raw(raw));
+        self.status = Some(status);
+        status
+    }
 }
 
 /// Starts a child named `worker_name` (what `current_worker()` reports inside it); the
@@ -211,6 +382,20 @@ pub(crate) fn start(command: &ChildCommand, worker_name: &str) -> Result<Startin
 }
 
 impl Starting {
+    /// Writes frames before the handshake, to save a round trip. Safe because on Linux the
+    /// child runs this very image (`/proc/self/exe`); the handshake is still checked before
+    /// any answer is trusted. The frames must be small enough for the socket buffer (a
+    /// `Worker`'s task and stop), since the child reads them only after its handshake.
+    pub(crate) fn send_early(&mut self, frames: &[&[u8]]) {
+        let mut writer = &self.stream;
+        for frame in frames {
+            if std::io::Write::write_all(&mut writer, frame).is_err() {
+                // The child is gone; the handshake reports how.
+                return;
+            }
+        }
+    }
+
     /// Waits for the child's handshake and checks it is the same build.
     pub(crate) fn handshake(mut self, timeout: Duration) -> Result<Spawned, Error> {
         let outcome = self.read_hello(timeout);
@@ -225,18 +410,12 @@ impl Starting {
                 })
             }
             Err(e) => {
-                let _ = self.child.kill();
+                self.child.kill();
                 let status = self.child.wait();
                 Err(match e {
                     HelloError::Failed(e) => e,
                     HelloError::Exited => Error::ChildNotInitialized {
-                        detail: match status {
-                            Ok(status) => format!(
-                                "it ended with {} before answering",
-                                ExitReason::from_status(status)
-                            ),
-                            Err(e) => format!("it ended before answering ({e})"),
-                        },
+                        detail: format!("it ended with {status} before answering"),
                     },
                 })
             }
