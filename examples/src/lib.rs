@@ -1,3 +1,4 @@
 //! Helpers shared by the examples and the benchmark.
 
+pub mod bench_sync;
 pub mod measure;

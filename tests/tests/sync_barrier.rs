@@ -109,7 +109,13 @@ fn abort_and_reset_release_waiting_parties_with_an_error() {
     let waiting = pool.apply_async(wait_once, (barrier.clone(),)).unwrap();
     until_waiting(&barrier, 1);
     barrier.abort();
-    assert!(waiting.get().unwrap().unwrap_err().contains("BrokenBarrier"));
+    assert!(
+        waiting
+            .get()
+            .unwrap()
+            .unwrap_err()
+            .contains("BrokenBarrier")
+    );
     assert!(barrier.broken());
     assert!(matches!(barrier.wait(), Err(Error::BrokenBarrier)));
     barrier.reset();
@@ -117,7 +123,13 @@ fn abort_and_reset_release_waiting_parties_with_an_error() {
     let waiting = pool.apply_async(wait_once, (barrier.clone(),)).unwrap();
     until_waiting(&barrier, 1);
     barrier.reset();
-    assert!(waiting.get().unwrap().unwrap_err().contains("BrokenBarrier"));
+    assert!(
+        waiting
+            .get()
+            .unwrap()
+            .unwrap_err()
+            .contains("BrokenBarrier")
+    );
     assert!(!barrier.broken());
 
     // Usable again.
@@ -176,7 +188,13 @@ fn killed_party_breaks_the_barrier() {
         started.elapsed()
     );
     assert!(matches!(victim.get(), Err(Error::WorkerDied { .. })));
-    assert!(survivor.get().unwrap().unwrap_err().contains("BrokenBarrier"));
+    assert!(
+        survivor
+            .get()
+            .unwrap()
+            .unwrap_err()
+            .contains("BrokenBarrier")
+    );
     // Reset makes it usable by the remaining parties.
     barrier.reset();
     let two = Barrier::new(2).unwrap();

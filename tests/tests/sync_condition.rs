@@ -65,7 +65,11 @@ fn condition_requires_its_lock() {
         cond.notify(0).unwrap();
         cond.notify(5).unwrap();
         assert!(!cond.wait_timeout(Duration::from_millis(10)).unwrap());
-        assert!(!cond.wait_for_timeout(Duration::from_millis(5), || false).unwrap());
+        assert!(
+            !cond
+                .wait_for_timeout(Duration::from_millis(5), || false)
+                .unwrap()
+        );
         assert!(cond.wait_for_timeout(Duration::ZERO, || true).unwrap());
         cond.wait_for(|| true).unwrap();
         drop(guard);
@@ -145,7 +149,10 @@ fn wait_releases_every_level_of_an_rlock() {
         .apply_async(lock_and_notify, (cond.clone(), value.clone()))
         .unwrap();
     // The task can only get the lock (and notify) if `wait` released both levels.
-    assert!(cond.wait_for_timeout(PATIENCE, || value.get() == 1).unwrap());
+    assert!(
+        cond.wait_for_timeout(PATIENCE, || value.get() == 1)
+            .unwrap()
+    );
     assert!(task.get().unwrap());
     // Both levels are back.
     drop(inner);

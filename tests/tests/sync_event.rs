@@ -50,7 +50,10 @@ fn event_wakes_a_task_and_the_task_wakes_us() {
     let task = pool
         .apply_async(wait_then_set, (go.clone(), done.clone()))
         .unwrap();
-    assert!(!done.wait_timeout(Duration::from_millis(30)), "not before go");
+    assert!(
+        !done.wait_timeout(Duration::from_millis(30)),
+        "not before go"
+    );
     go.set();
     assert!(done.wait_timeout(PATIENCE));
     assert!(task.get().unwrap());

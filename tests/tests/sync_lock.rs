@@ -118,7 +118,10 @@ fn lock_gives_mutual_exclusion_between_workers() {
         )
         .unwrap();
     // The test itself contends too.
-    increment_under_lock(lock.clone(), value.clone(), TIMES);
+    assert_eq!(
+        increment_under_lock(lock.clone(), value.clone(), TIMES),
+        TIMES
+    );
     assert_eq!(tasks.get().unwrap(), vec![TIMES, TIMES]);
     // A lost update (two workers inside at once) would leave the total short.
     assert_eq!(value.get(), 3 * u64::from(TIMES));
@@ -130,7 +133,9 @@ fn blocked_task_gets_the_lock_when_released() {
     let pool = WorkerPool::new(1).unwrap();
     let lock = Lock::new();
     lock.acquire();
-    let waiter = pool.apply_async(acquire_and_return, (lock.clone(),)).unwrap();
+    let waiter = pool
+        .apply_async(acquire_and_return, (lock.clone(),))
+        .unwrap();
     // The task cannot finish while the lock is held.
     assert!(!waiter.wait_timeout(Duration::from_millis(50)));
     lock.release().unwrap();
@@ -157,7 +162,9 @@ fn lock_of_a_killed_process_is_recovered() {
         matches!(died, Err(Error::WorkerDied { .. })),
         "expected a dead worker, got {died:?}"
     );
-    let how = lock.acquire_timeout(PATIENCE).expect("the lock is recovered");
+    let how = lock
+        .acquire_timeout(PATIENCE)
+        .expect("the lock is recovered");
     assert_eq!(how, Acquired::OwnerDied);
     lock.release().unwrap();
     // Usable as before, also by the replacement child.

@@ -313,7 +313,7 @@ impl Arena {
 
     fn valid_offset(&self, off: u32) -> bool {
         off >= FIRST_SLOT
-            && (off - FIRST_SLOT) as usize % SLOT_SIZE == 0
+            && ((off - FIRST_SLOT) as usize).is_multiple_of(SLOT_SIZE)
             && off < self.header().bump.load(Ordering::Acquire)
             && off as usize + SLOT_SIZE <= ARENA_SIZE
     }
@@ -387,14 +387,17 @@ impl Arena {
     /// Gives back `extra` references at once (those of a dead process); never the last one,
     /// since the caller holds a reference itself.
     pub(crate) fn release_many(&self, off: u32, generation: u32, extra: u32) {
-        self.update_count(off, generation, |refs| {
-            (refs > extra).then(|| refs - extra)
-        });
+        self.update_count(off, generation, |refs| (refs > extra).then(|| refs - extra));
     }
 
     /// Applies `f` to the count of object `off` if it still has `generation`; returns the new
     /// count, or `None` when the generation differs or `f` refuses.
-    fn update_count(&self, off: u32, generation: u32, f: impl Fn(u32) -> Option<u32>) -> Option<u32> {
+    fn update_count(
+        &self,
+        off: u32,
+        generation: u32,
+        f: impl Fn(u32) -> Option<u32>,
+    ) -> Option<u32> {
         let meta = &self.slot(off).meta;
         let mut now = meta.load(Ordering::Acquire);
         loop {
@@ -418,7 +421,8 @@ impl Arena {
             let generation = ((slot.meta.load(Ordering::Relaxed) >> 32) as u32).wrapping_add(1);
             let generation = if generation == 0 { 1 } else { generation };
             // Refuse every outstanding handle from now on.
-            slot.meta.store(u64::from(generation) << 32, Ordering::Release);
+            slot.meta
+                .store(u64::from(generation) << 32, Ordering::Release);
             slot.kind.store(0, Ordering::Relaxed);
             let header = self.header();
             let mut head = header.free.load(Ordering::Relaxed);
@@ -506,7 +510,11 @@ impl Handle {
             ));
         }
         if !arena.valid_offset(raw.off) {
-            return Err(format!("invalid {} handle offset {:#x}", kind.name(), raw.off));
+            return Err(format!(
+                "invalid {} handle offset {:#x}",
+                kind.name(),
+                raw.off
+            ));
         }
         let slot = arena.slot(raw.off);
         let meta = slot.meta.load(Ordering::Acquire);
@@ -603,8 +611,8 @@ mod tests {
     #[test]
     fn wrong_kind_wrong_arena_and_bad_offsets_are_refused() {
         let event = Event::new();
-        let raw = postcard::from_bytes::<RawHandle>(&postcard::to_allocvec(&event).unwrap())
-            .unwrap();
+        let raw =
+            postcard::from_bytes::<RawHandle>(&postcard::to_allocvec(&event).unwrap()).unwrap();
         let err = Handle::adopt(raw, Kind::Lock).unwrap_err();
         // The refused bytes gave their reference back; `event` still holds its own.
         assert!(err.contains("expected a Lock handle, got a Event"), "{err}");
@@ -614,10 +622,18 @@ mod tests {
             arena: raw.arena ^ 1,
             ..raw
         };
-        assert!(Handle::adopt(other, Kind::Event).unwrap_err().contains("another program"));
+        assert!(
+            Handle::adopt(other, Kind::Event)
+                .unwrap_err()
+                .contains("another program")
+        );
         for off in [0, 7, FIRST_SLOT + 1, u32::MAX - 3] {
             let bad = RawHandle { off, ..raw };
-            assert!(Handle::adopt(bad, Kind::Event).unwrap_err().contains("offset"));
+            assert!(
+                Handle::adopt(bad, Kind::Event)
+                    .unwrap_err()
+                    .contains("offset")
+            );
         }
     }
 

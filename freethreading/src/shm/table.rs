@@ -109,10 +109,7 @@ impl<'a> Table<'a> {
         if let Some(entry) = self.find(pid) {
             return Ok(entry);
         }
-        if let Some(free) = self
-            .entries()
-            .find(|e| e.pid.load(Ordering::Relaxed) == 0)
-        {
+        if let Some(free) = self.entries().find(|e| e.pid.load(Ordering::Relaxed) == 0) {
             free.set_a(0);
             free.set_b(0);
             free.pid.store(pid, Ordering::Relaxed);
@@ -120,7 +117,9 @@ impl<'a> Table<'a> {
         }
         let (off, _) = self.arena.alloc(Kind::TableChunk)?;
         let chunk: &'static Chunk = self.arena.slot(off).state();
-        chunk.next.store(self.head.load(Ordering::Relaxed), Ordering::Relaxed);
+        chunk
+            .next
+            .store(self.head.load(Ordering::Relaxed), Ordering::Relaxed);
         chunk.entries[0].pid.store(pid, Ordering::Relaxed);
         // Publish the chunk only once it is linked and its first entry claimed.
         self.head.store(off, Ordering::Release);

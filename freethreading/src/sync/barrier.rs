@@ -364,12 +364,13 @@ impl BarrierBuilder {
     /// assert!(freethreading::Barrier::builder(0).build().is_err());
     /// ```
     pub fn build(self) -> Result<Barrier, Error> {
-        let parties = u32::try_from(self.parties)
-            .ok()
-            .filter(|&p| p > 0)
-            .ok_or(Error::InvalidArgument(
-                "a barrier needs between 1 and u32::MAX parties",
-            ))?;
+        let parties =
+            u32::try_from(self.parties)
+                .ok()
+                .filter(|&p| p > 0)
+                .ok_or(Error::InvalidArgument(
+                    "a barrier needs between 1 and u32::MAX parties",
+                ))?;
         if let Some(name) = self.action {
             registry::lookup(name)?;
         }
@@ -570,7 +571,11 @@ impl fmt::Debug for Barrier {
 
 impl Serialize for Barrier {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        (self.inner.handle.raw_for_transfer(), self.inner.action.as_deref()).serialize(serializer)
+        (
+            self.inner.handle.raw_for_transfer(),
+            self.inner.action.as_deref(),
+        )
+            .serialize(serializer)
     }
 }
 

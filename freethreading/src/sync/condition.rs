@@ -306,11 +306,12 @@ impl Condition {
     /// assert!(cond.lock_timeout(std::time::Duration::from_millis(1)).is_some());
     /// ```
     pub fn lock_timeout(&self, timeout: Duration) -> Option<ConditionGuard<'_>> {
-        self.acquire_timeout(timeout).map(|acquired| ConditionGuard {
-            cond: self,
-            acquired,
-            _not_send: PhantomData,
-        })
+        self.acquire_timeout(timeout)
+            .map(|acquired| ConditionGuard {
+                cond: self,
+                acquired,
+                _not_send: PhantomData,
+            })
     }
 
     fn check_held(&self, operation: &'static str) -> Result<(), Error> {

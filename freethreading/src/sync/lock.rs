@@ -162,9 +162,7 @@ impl Lock {
         if let Some(how) = self.try_acquire() {
             return Some(how);
         }
-        self.state
-            .mutex
-            .lock(pid(), futex::deadline_after(timeout))
+        self.state.mutex.lock(pid(), futex::deadline_after(timeout))
     }
 
     /// Releases the lock, whoever acquired it.
@@ -234,8 +232,10 @@ impl Lock {
     /// assert!(lock.try_lock().is_none());
     /// ```
     pub fn try_lock(&self) -> Option<LockGuard<'_>> {
-        self.try_acquire()
-            .map(|acquired| LockGuard { lock: self, acquired })
+        self.try_acquire().map(|acquired| LockGuard {
+            lock: self,
+            acquired,
+        })
     }
 
     /// [`lock`](Self::lock) waiting at most `timeout`; `None` if it stayed held.
@@ -249,8 +249,10 @@ impl Lock {
     /// assert!(lock.lock_timeout(Duration::from_millis(5)).is_some());
     /// ```
     pub fn lock_timeout(&self, timeout: Duration) -> Option<LockGuard<'_>> {
-        self.acquire_timeout(timeout)
-            .map(|acquired| LockGuard { lock: self, acquired })
+        self.acquire_timeout(timeout).map(|acquired| LockGuard {
+            lock: self,
+            acquired,
+        })
     }
 }
 

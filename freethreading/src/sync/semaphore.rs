@@ -108,7 +108,9 @@ impl Core {
                 Acquired::Normal
             });
         }
-        let foreign = table.used().any(|e| e.a() > 0 && e.pid.load(Ordering::Relaxed) != me);
+        let foreign = table
+            .used()
+            .any(|e| e.a() > 0 && e.pid.load(Ordering::Relaxed) != me);
         state.sleepers.fetch_add(1, Ordering::SeqCst);
         Err((state.seq.load(Ordering::SeqCst), foreign))
     }
