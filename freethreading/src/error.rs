@@ -77,7 +77,8 @@ pub enum Error {
         /// How it ended.
         reason: ExitReason,
     },
-    /// The pool or executor was closed or shut down, so it accepts no new work.
+    /// The pool was closed, or the executor shut down, so it accepts no new work (Python's
+    /// "cannot schedule new futures after shutdown").
     Closed,
     /// `join` was called while the pool still accepts work; call `close` or `terminate` first.
     StillRunning,
@@ -156,6 +157,18 @@ pub enum Error {
         /// Why the initializer failed.
         message: String,
     },
+    /// The executor's future was cancelled before it started: by `Future::cancel`, by
+    /// `WorkerPoolExecutor::shutdown` with `cancel_futures`, or by dropping the iterator of an
+    /// executor `map` (or by its timeout). The task never ran.
+    Cancelled,
+    /// The executor is broken and runs no more tasks: its initializer failed in a worker (or,
+    /// on the process backend, no worker process could be started). Its pending futures and
+    /// every later `submit` fail with this error. A worker process that dies does not break
+    /// the executor.
+    BrokenExecutor {
+        /// Why it broke, such as [`Error::InitializerFailed`].
+        cause: Arc<Error>,
+    },
     /// A lock operation needs the caller to hold the lock, and it does not: releasing an
     /// unlocked `Lock`, releasing an `RLock` owned by another worker (or by nobody), or
     /// waiting on or notifying a `Condition` without holding its lock.
@@ -194,7 +207,9 @@ impl fmt::Display for Error {
                     "worker process {pid} died ({reason}) while running the task"
                 )
             }
-            Error::Closed => f.write_str("the pool is closed and accepts no new work"),
+            Error::Closed => {
+                f.write_str("the pool or executor is shut down and accepts no new work")
+            }
             Error::StillRunning => {
                 f.write_str("the pool is still running; call close() or terminate() before join()")
             }
@@ -249,6 +264,14 @@ impl fmt::Display for Error {
                     "the pool is broken because its initializer failed: {message}"
                 )
             }
+            Error::Cancelled => f.write_str("the task was cancelled before it started"),
+            Error::BrokenExecutor { cause } => match &**cause {
+                Error::InitializerFailed { message } => write!(
+                    f,
+                    "the executor is broken because its initializer failed: {message}"
+                ),
+                other => write!(f, "the executor is broken: {other}"),
+            },
             Error::NotHeld { operation } => {
                 write!(f, "cannot {operation}: the caller does not hold the lock")
             }
@@ -268,6 +291,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Spawn(e) => Some(&**e),
+            Error::BrokenExecutor { cause } => Some(&**cause),
             _ => None,
         }
     }

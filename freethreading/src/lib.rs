@@ -60,6 +60,7 @@
 mod backend;
 mod codec;
 mod error;
+mod executor;
 mod init;
 mod introspect;
 mod pool;
@@ -72,6 +73,10 @@ mod worker;
 
 pub use backend::{BACKEND_ENV, Backend, get_backend, set_backend, try_get_backend, with_backend};
 pub use error::{Error, ExitReason};
+pub use executor::{
+    AsCompleted, DoneAndNotDone, ExecutorMap, Future, ReturnWhen, WorkerPoolExecutor,
+    WorkerPoolExecutorBuilder, as_completed, wait,
+};
 pub use init::{init, try_init};
 pub use introspect::{WorkerInfo, active_children, active_count, current_worker, enumerate, get_ident};
 pub use pool::{AsyncResult, Imap, ImapUnordered, WorkerPool, WorkerPoolBuilder};

@@ -19,6 +19,9 @@ pub(crate) trait LocalJob: Send {
     fn run(self: Box<Self>);
     /// Reports `error` for every item without running any.
     fn fail(self: Box<Self>, error: Error);
+    /// Whether the job may be dropped unrun because its results are no longer wanted (see
+    /// [`Sink::cancel`]); if so, [`fail`](Self::fail) it with [`Error::Cancelled`].
+    fn cancel(&self) -> bool;
 }
 
 /// Work for a child process: the encoded `TASK` frame plus what to do with the answer.
@@ -39,6 +42,11 @@ impl std::fmt::Debug for RemoteJob {
 pub(crate) trait RemoteAnswer: Send {
     /// The result chunk the child sent, or why there is none.
     fn complete(self: Box<Self>, answer: Result<&[u8], Error>);
+    /// Called just before the task is sent to a child; `false` means it was cancelled and
+    /// must not be sent (see [`Sink::claim`]).
+    fn claim(&self) -> bool;
+    /// Whether the task may be dropped unsent (see [`Sink::cancel`]).
+    fn cancel(&self) -> bool;
 }
 
 /// A chunk run on a pool thread.
@@ -70,6 +78,10 @@ impl<W: WorkerFn, S: Sink<W::Output>> LocalChunk<W, S> {
 
 impl<W: WorkerFn, S: Sink<W::Output>> LocalJob for LocalChunk<W, S> {
     fn run(mut self: Box<Self>) {
+        if !self.sink.claim(self.chunk) {
+            self.report_unrun(Error::Cancelled);
+            return;
+        }
         let Some(items) = self.items.take() else {
             return;
         };
@@ -87,6 +99,10 @@ impl<W: WorkerFn, S: Sink<W::Output>> LocalJob for LocalChunk<W, S> {
 
     fn fail(mut self: Box<Self>, error: Error) {
         self.report_unrun(error);
+    }
+
+    fn cancel(&self) -> bool {
+        self.sink.cancel(self.chunk)
     }
 }
 
@@ -145,6 +161,16 @@ where
             Ok(bytes) => decode_into(&*sink, &mut acc, self.start, self.len, bytes),
         };
         sink.finish(acc, failure);
+    }
+
+    fn claim(&self) -> bool {
+        self.sink.as_ref().is_none_or(|sink| sink.claim(self.chunk))
+    }
+
+    fn cancel(&self) -> bool {
+        self.sink
+            .as_ref()
+            .is_some_and(|sink| sink.cancel(self.chunk))
     }
 }
 

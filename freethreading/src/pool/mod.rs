@@ -6,7 +6,7 @@
 //! pool threads without serialising anything; the process engine encodes each chunk once in
 //! the caller's thread and ships it to a child.
 
-mod chunks;
+pub(crate) mod chunks;
 mod imap;
 mod job;
 mod process;
@@ -587,6 +587,15 @@ impl WorkerPool {
         let _ = f;
         let input = Box::new(items.into_iter().map(|item| (item,)));
         ImapUnordered::new(self, input, chunk_size.max(1))
+    }
+
+    /// Drops every queued chunk whose sink agrees to it (see `Sink::cancel`), finishing it
+    /// with [`Error::Cancelled`]. Chunks already started, or sent to a child, go on.
+    pub(crate) fn cancel_queued(&self) {
+        match &self.engine {
+            Engine::Threads(e) => e.cancel_queued(),
+            Engine::Processes(e) => e.cancel_queued(),
+        }
     }
 
     /// Stops accepting work; queued work still runs, then the workers exit. Idempotent.

@@ -136,6 +136,23 @@ impl ProcessEngine {
         Ok(())
     }
 
+    /// Fails every job not yet sent to a child whose sink agrees to drop it with
+    /// [`Error::Cancelled`]; the others stay queued. Tasks already sent count as started.
+    pub(crate) fn cancel_queued(&self) {
+        let cancelled: VecDeque<RemoteJob> = {
+            let mut state = self.shared.lock();
+            let (cancelled, kept) = std::mem::take(&mut state.pending)
+                .into_iter()
+                .partition(|job| job.answer.cancel());
+            state.pending = kept;
+            state.pump();
+            cancelled
+        };
+        for job in cancelled {
+            job.answer.complete(Err(Error::Cancelled));
+        }
+    }
+
     pub(crate) fn close(&self) {
         let mut state = self.shared.lock();
         state.closed = true;
@@ -193,7 +210,10 @@ impl Shared {
 
     /// The name of the next child: the pool's prefix and a number, as for pool threads.
     fn next_name(&self) -> String {
-        let n = self.names.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let n = self
+            .names
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
         format!("{}-{n}", self.config.name_prefix)
     }
 }
@@ -222,6 +242,11 @@ impl State {
                 break;
             };
             let RemoteJob { mut frame, answer } = self.pending.pop_front().expect("not empty");
+            if !answer.claim() {
+                // Cancelled while queued: it never runs. Its sink expects no more than this.
+                answer.complete(Err(Error::Cancelled));
+                continue;
+            }
             let id = self.next_task;
             self.next_task += 1;
             wire::set_task_id(&mut frame, id);

@@ -25,6 +25,19 @@ pub(crate) trait Sink<O>: Send + Sync + 'static {
     fn push(&self, acc: &mut Self::Acc, index: usize, result: Result<O, Error>) -> bool;
     /// Ends the chunk. `failure` applies to every item that got no result.
     fn finish(&self, acc: Self::Acc, failure: Option<Error>);
+    /// Called once a worker is about to start chunk `chunk` (a pool thread picked it up, or
+    /// it is about to be sent to a child). `false` means its results are no longer wanted
+    /// (it was cancelled): the chunk is then finished with [`Error::Cancelled`] without
+    /// running. A chunk may be claimed again after its child died; that must succeed.
+    fn claim(&self, _chunk: usize) -> bool {
+        true
+    }
+    /// Asks to drop chunk `chunk` before it starts. `true` means it is (or already was)
+    /// cancelled, and the engine may finish it with [`Error::Cancelled`] unrun; `false` means
+    /// it must run (it was claimed, or this sink never cancels).
+    fn cancel(&self, _chunk: usize) -> bool {
+        false
+    }
 }
 
 /// Blocks until a flag is set.

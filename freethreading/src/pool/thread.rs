@@ -92,6 +92,35 @@ impl ThreadEngine {
         Ok(())
     }
 
+    /// Fails every queued job whose sink agrees to drop it with [`Error::Cancelled`]; the
+    /// others stay queued. Call it before [`close`](Self::close).
+    pub(crate) fn cancel_queued(&self) {
+        let mut cancelled = Vec::new();
+        let mut kept = Vec::new();
+        {
+            let state = self.shared.lock();
+            while let Ok(job) = self.shared.jobs.try_recv() {
+                if job.cancel() {
+                    cancelled.push(job);
+                } else {
+                    kept.push(job);
+                }
+            }
+            if let Some(sender) = &state.sender {
+                for job in kept.drain(..) {
+                    let _ = sender.send(job);
+                }
+            }
+        }
+        for job in cancelled {
+            job.fail(Error::Cancelled);
+        }
+        // Already closed: the workers may have exited, so run what must run here.
+        for job in kept {
+            job.run();
+        }
+    }
+
     pub(crate) fn close(&self) {
         self.shared.lock().sender = None;
     }
