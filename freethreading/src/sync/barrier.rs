@@ -316,7 +316,8 @@ pub struct BarrierBuilder {
 
 impl BarrierBuilder {
     /// Runs `action` once per round in the last party to arrive, before the others are
-    /// released. It is sent by name, so it works in any process of the program.
+    /// released. It is sent by name, so it works in any process of the program. A panic in
+    /// it breaks the barrier. It must not wait on the same barrier (it would wait forever).
     ///
     /// # Examples
     ///

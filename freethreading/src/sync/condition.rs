@@ -328,6 +328,10 @@ impl Condition {
 
     /// Releases the lock, waits until notified, and takes the lock back.
     ///
+    /// The lock is taken back however long that takes (as in Python), at the same recursion
+    /// depth for an `RLock`. If its holder died meanwhile, it is taken over silently: the wait
+    /// has no way to report [`Acquired::OwnerDied`].
+    ///
     /// # Errors
     ///
     /// [`Error::NotHeld`] when the caller does not hold the lock;

@@ -35,7 +35,8 @@ unsafe impl State for LockState {}
 /// argument, on either backend.
 ///
 /// If the *process* holding the lock is killed, the next acquirer gets it with
-/// [`Acquired::OwnerDied`] (see the [module docs](crate::Acquired)).
+/// [`Acquired::OwnerDied`]. Timeouts are `Duration`s with one meaning for every primitive
+/// (see [`Acquired`] for both rules).
 ///
 /// # vs `std::sync::Mutex`
 ///

@@ -52,6 +52,23 @@ use crate::shm::arena::{Handle, Kind, RawHandle};
 /// Returned by the Python-style `acquire` methods; the RAII guards report the same through
 /// `owner_died()`.
 ///
+/// # Owner death
+///
+/// A process killed while holding a [`Lock`], an [`RLock`] (or a thread that ends owning an
+/// `RLock`) or a semaphore permit does not leave the others blocked: the next acquirer takes it
+/// over and gets [`Acquired::OwnerDied`], like a robust POSIX mutex; the primitive stays
+/// usable. Waiters notice within tens of milliseconds: they sleep in short slices and check
+/// that the holder still exists. (A process id reused by an unrelated process before the check
+/// would look alive; the kernel has to cycle through its whole pid space for that.)
+///
+/// # Timeouts
+///
+/// Every timeout in this crate's primitives is a [`Duration`](std::time::Duration) on the
+/// monotonic clock and means the same everywhere: the longest time to wait; `Duration::ZERO`
+/// does not wait. Python's inconsistency, where a negative timeout waits forever for
+/// `Lock.acquire` but fails at once for `Semaphore.acquire`, cannot be expressed and is not
+/// reproduced: the untimed methods wait forever, the `try_` methods never wait.
+///
 /// # Examples
 ///
 /// ```

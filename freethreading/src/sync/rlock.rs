@@ -336,6 +336,16 @@ impl<'de> Deserialize<'de> for RLock {
 /// let guard = lock.lock();
 /// assert!(!guard.owner_died());
 /// ```
+///
+/// Moving the guard to another thread does not compile:
+///
+/// ```compile_fail
+/// let lock = freethreading::RLock::new();
+/// std::thread::scope(|s| {
+///     let guard = lock.lock();
+///     s.spawn(move || drop(guard));
+/// });
+/// ```
 #[must_use = "the level is released as soon as the guard is dropped"]
 pub struct RLockGuard<'a> {
     lock: &'a RLock,

@@ -437,7 +437,9 @@ semaphore_type! {
     /// permit held by a process that is killed is given back, and the acquirer that gets it is
     /// told by [`Acquired::OwnerDied`].
     ///
-    /// Python's `Semaphore(-1)` error cannot happen: the value is a `u32`.
+    /// Python's `Semaphore(-1)` error cannot happen: the value is a `u32`. Python's negative
+    /// timeout ("fail at once" here, "wait forever" for `Lock`) has no counterpart: timeouts
+    /// are `Duration`s, the same for every primitive (see [`Acquired`]).
     ///
     /// # vs `std::sync`
     ///
