@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use freethreading::{Condition, Error, Lock, RLock, Semaphore, WorkerPool, worker};
+use freethreading::{
+    Backend, Condition, Error, Lock, RLock, Semaphore, WorkerPool, get_backend, worker,
+};
 use freethreading_tests::sync_support::SharedValue;
 
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -160,4 +162,51 @@ fn wait_releases_every_level_of_an_rlock() {
     drop(outer);
     assert!(cond.notify(1).is_err());
     value.remove();
+}
+
+/// Like `wait_for_notify`, with a shorter wait so a lost notification fails the test quickly.
+#[worker]
+fn wait_briefly(cond: Condition, ready: Semaphore) -> bool {
+    let _guard = cond.lock();
+    ready.release().unwrap();
+    cond.wait_timeout(Duration::from_secs(5)).unwrap()
+}
+
+#[freethreading::test]
+fn notify_skips_waiters_of_killed_processes() {
+    if get_backend() == Backend::Threading {
+        // Killing a waiter would kill the test binary; a thread cannot die while waiting.
+        return;
+    }
+    let pool = WorkerPool::new(1).unwrap();
+    let cond = Condition::new();
+    let ready = Semaphore::new(0);
+    let doomed = pool
+        .apply_async(
+            wait_for_notify,
+            (cond.clone(), ready.clone(), Semaphore::new(0)),
+        )
+        .unwrap();
+    assert!(ready.acquire_timeout(PATIENCE).is_some());
+    let victim = pool.pids()[0];
+    {
+        // Once the lock is ours the waiter is registered; then its process dies.
+        let _guard = cond.lock();
+        // SAFETY: kill with a valid signal on our own child's pid.
+        unsafe { libc::kill(victim as libc::pid_t, libc::SIGKILL) };
+    }
+    assert!(matches!(doomed.get(), Err(Error::WorkerDied { .. })));
+    // A live waiter (in the replacement child) must get the one notification.
+    let survivor = pool
+        .apply_async(wait_briefly, (cond.clone(), ready.clone()))
+        .unwrap();
+    assert!(ready.acquire_timeout(PATIENCE).is_some());
+    {
+        let _guard = cond.lock();
+        cond.notify(1).unwrap();
+    }
+    assert!(
+        survivor.get().unwrap(),
+        "the notification went to the dead waiter"
+    );
 }
