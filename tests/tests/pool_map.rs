@@ -209,3 +209,41 @@ fn get_timeout_leaves_the_handle_usable() {
         Err(Error::ResultTaken)
     ));
 }
+
+/// An iterator that claims `claimed` items and yields `actual`.
+struct Liar {
+    claimed: usize,
+    actual: u64,
+    next: u64,
+}
+
+impl Iterator for Liar {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        (self.next < self.actual).then(|| {
+            self.next += 1;
+            self.next
+        })
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.claimed, Some(self.claimed))
+    }
+}
+
+#[freethreading::test]
+fn an_input_whose_size_hint_lies_is_an_error_not_a_wrong_answer() {
+    let pool = WorkerPool::new(2).unwrap();
+    for (claimed, actual) in [(50, 30), (30, 50), (1, 0)] {
+        let liar = Liar {
+            claimed,
+            actual,
+            next: 0,
+        };
+        match pool.map_chunked(square, liar, 4) {
+            Err(Error::InvalidArgument(message)) => assert!(message.contains("size_hint")),
+            other => panic!("claimed {claimed}, yielded {actual}: {other:?}"),
+        }
+    }
+    // The pool is fine afterwards.
+    assert_eq!(pool.map(square, 0..3u64).unwrap(), vec![0, 1, 4]);
+}

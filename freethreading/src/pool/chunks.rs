@@ -160,6 +160,74 @@ pub(crate) fn split<T>(
         .collect()
 }
 
+/// A buffer filled chunk by chunk from an iterator whose length is known up front, so each
+/// chunk can start running while the next is still being filled.
+pub(crate) struct Filling<T> {
+    buffer: Arc<Buffer<T>>,
+    filled: usize,
+    len: usize,
+}
+
+impl<T> Filling<T> {
+    /// Room for `len` items, from `recycler` when it has a fitting allocation.
+    pub(crate) fn new(len: usize, recycler: Option<Arc<Recycler>>) -> Self {
+        let storage: Vec<T> = match &recycler {
+            Some(recycler) => recycler.vec_with_capacity(len),
+            None => Vec::with_capacity(len),
+        };
+        let mut storage = ManuallyDrop::new(storage);
+        Filling {
+            buffer: Arc::new(Buffer {
+                // SAFETY: a Vec's pointer is never null.
+                ptr: unsafe { NonNull::new_unchecked(storage.as_mut_ptr()) },
+                capacity: storage.capacity(),
+                recycler,
+                _owns: PhantomData,
+            }),
+            filled: 0,
+            len,
+        }
+    }
+
+    /// Moves the next `n` items (fewer at the end) into the buffer and returns them as a chunk.
+    /// `Err(())` if `items` ends before the announced length: the partial chunk is dropped.
+    pub(crate) fn next_chunk(
+        &mut self,
+        items: &mut impl Iterator<Item = T>,
+        n: usize,
+    ) -> Result<Chunk<T>, ()> {
+        let start = self.filled;
+        let end = (start + n).min(self.len);
+        while self.filled < end {
+            let Some(item) = items.next() else {
+                let partial = std::ptr::slice_from_raw_parts_mut(
+                    // SAFETY: `start` ≤ `len` ≤ capacity.
+                    unsafe { self.buffer.ptr.as_ptr().add(start) },
+                    self.filled - start,
+                );
+                self.filled = start;
+                // SAFETY: `start..filled` was initialised just above and belongs to no chunk.
+                unsafe { std::ptr::drop_in_place(partial) };
+                return Err(());
+            };
+            // SAFETY: `filled` < `len` ≤ capacity, and the slot is not initialised yet.
+            unsafe { self.buffer.ptr.as_ptr().add(self.filled).write(item) };
+            self.filled += 1;
+        }
+        Ok(Chunk {
+            buffer: Arc::clone(&self.buffer),
+            start,
+            next: start,
+            end,
+        })
+    }
+
+    /// Whether every announced item was filled in.
+    pub(crate) fn is_full(&self) -> bool {
+        self.filled == self.len
+    }
+}
+
 impl<T> Chunk<T> {
     /// Index of the chunk's first element in the original `Vec`.
     pub(crate) fn start(&self) -> usize {
@@ -245,6 +313,18 @@ mod tests {
         drop(chunks);
         drop(first);
         assert_eq!(DROPS.load(Ordering::Relaxed), 7);
+    }
+
+    #[test]
+    fn filling_hands_out_chunks_and_drops_a_short_tail() {
+        let mut filling = Filling::new(5, None);
+        let mut items = (0..4).map(|i| i.to_string());
+        let first = filling.next_chunk(&mut items, 2).unwrap();
+        assert_eq!(first.remaining(), ["0", "1"]);
+        // Only two items are left for a chunk that needs three.
+        assert!(filling.next_chunk(&mut items, 3).is_err());
+        assert!(!filling.is_full());
+        assert_eq!(first.collect::<Vec<_>>(), ["0", "1"]);
     }
 
     #[test]

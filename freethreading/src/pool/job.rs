@@ -82,19 +82,38 @@ impl<W: WorkerFn, S: Sink<W::Output>> LocalJob for LocalChunk<W, S> {
             self.report_unrun(Error::Cancelled);
             return;
         }
-        let Some(items) = self.items.take() else {
+        let Some(mut items) = self.items.take() else {
             return;
         };
-        let start = items.start();
-        let mut acc = self.sink.begin(self.chunk, start, items.len());
-        for (offset, args) in items.enumerate() {
-            let result = crate::unwind::catch(|| W::call(args))
-                .map_err(|message| Error::TaskPanicked { message });
-            if !self.sink.push(&mut acc, start + offset, result) {
-                break;
+        let sink = &*self.sink;
+        let mut acc = sink.begin(self.chunk, items.start(), items.len());
+        let mut index = items.start();
+        // One `catch_unwind` per run of items rather than per item keeps the loop tight; after
+        // a panic the run resumes with the next item (the panicking one was consumed).
+        loop {
+            let run = crate::unwind::catch(|| {
+                for args in items.by_ref() {
+                    let output = W::call(args);
+                    let more = sink.push(&mut acc, index, Ok(output));
+                    index += 1;
+                    if !more {
+                        return false;
+                    }
+                }
+                false
+            });
+            match run {
+                Ok(_) => break,
+                Err(message) => {
+                    let more = sink.push(&mut acc, index, Err(Error::TaskPanicked { message }));
+                    index += 1;
+                    if !more {
+                        break;
+                    }
+                }
             }
         }
-        self.sink.finish(acc, None);
+        sink.finish(acc, None);
     }
 
     fn fail(mut self: Box<Self>, error: Error) {

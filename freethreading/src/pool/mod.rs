@@ -327,15 +327,59 @@ impl WorkerPool {
         }
     }
 
-    /// Starts a map over already-collected argument tuples.
+    /// Starts a map over argument tuples.
+    ///
+    /// When the input announces its exact length (a range, a `Vec`, most adapters over them),
+    /// chunks are dispatched as they are filled, so the workers start while the input is still
+    /// being read. Otherwise the input is collected first, as Python does.
     fn start_map<W: WorkerFn>(
+        &self,
+        items: impl IntoIterator<Item = W::Args>,
+        chunk_size: Option<usize>,
+    ) -> Result<Arc<MapState<W::Output>>, Error> {
+        self.check_open()?;
+        if let Some(size) = chunk_size {
+            check_chunk_size(size)?;
+        }
+        let mut items = items.into_iter();
+        let len = match items.size_hint() {
+            (lower, Some(upper)) if lower == upper => lower,
+            _ => {
+                let collected = self.collect(items);
+                return self.start_collected_map::<W>(collected, chunk_size);
+            }
+        };
+        let chunk_size = chunk_size.unwrap_or_else(|| default_chunk_size(len, self.workers()));
+        let state = Arc::new(MapState::new(len, chunk_size));
+        let mut filling = chunks::Filling::new(len, Some(Arc::clone(&self.recycler)));
+        let mut number = 0;
+        while !filling.is_full() {
+            let Ok(chunk) = filling.next_chunk(&mut items, chunk_size) else {
+                break;
+            };
+            self.dispatch::<W, _>(vec![(number, chunk, Arc::clone(&state))])?;
+            number += 1;
+        }
+        // An iterator whose size hint lied: settle the chunks it did not fill, or refuse the
+        // extra items it still has.
+        let short = !filling.is_full();
+        if short || items.next().is_some() {
+            state.fail_unfilled(
+                number,
+                Error::InvalidArgument("the input iterator's size_hint did not match its length"),
+            );
+        }
+        Ok(state)
+    }
+
+    /// Starts a map over already-collected argument tuples.
+    fn start_collected_map<W: WorkerFn>(
         &self,
         items: Vec<W::Args>,
         chunk_size: Option<usize>,
     ) -> Result<Arc<MapState<W::Output>>, Error> {
-        self.check_open()?;
         let chunk_size = match chunk_size {
-            Some(size) => check_chunk_size(size)?,
+            Some(size) => size,
             None => default_chunk_size(items.len(), self.workers()),
         };
         let state = Arc::new(MapState::new(items.len(), chunk_size));
@@ -375,7 +419,7 @@ impl WorkerPool {
         args: W::Args,
     ) -> Result<AsyncResult<W::Output>, Error> {
         let _ = f;
-        let state = self.start_map::<W>(vec![args], Some(1))?;
+        let state = self.start_map::<W>([args], Some(1))?;
         Ok(AsyncResult::new(Arc::new(result::Single(state))))
     }
 
@@ -396,7 +440,7 @@ impl WorkerPool {
     where
         W: WorkerFn<Args = (T,)>,
     {
-        Self::finish_map(self.start_map::<W>(self.collect_single(f, items), None)?)
+        Self::finish_map(self.start_map::<W>(single_args(f, items), None)?)
     }
 
     /// [`map`](Self::map) with an explicit chunk size (≥ 1).
@@ -413,7 +457,7 @@ impl WorkerPool {
     where
         W: WorkerFn<Args = (T,)>,
     {
-        Self::finish_map(self.start_map::<W>(self.collect_single(f, items), Some(chunk_size))?)
+        Self::finish_map(self.start_map::<W>(single_args(f, items), Some(chunk_size))?)
     }
 
     /// [`map`](Self::map) without waiting.
@@ -430,7 +474,7 @@ impl WorkerPool {
         W: WorkerFn<Args = (T,)>,
     {
         Ok(AsyncResult::new(
-            self.start_map::<W>(self.collect_single(f, items), None)?,
+            self.start_map::<W>(single_args(f, items), None)?,
         ))
     }
 
@@ -448,10 +492,9 @@ impl WorkerPool {
     where
         W: WorkerFn<Args = (T,)>,
     {
-        Ok(AsyncResult::new(self.start_map::<W>(
-            self.collect_single(f, items),
-            Some(chunk_size),
-        )?))
+        Ok(AsyncResult::new(
+            self.start_map::<W>(single_args(f, items), Some(chunk_size))?,
+        ))
     }
 
     /// Applies `f` to every argument tuple: Python's `starmap`.
@@ -465,7 +508,7 @@ impl WorkerPool {
         items: impl IntoIterator<Item = W::Args>,
     ) -> Result<Vec<W::Output>, Error> {
         let _ = f;
-        Self::finish_map(self.start_map::<W>(self.collect(items), None)?)
+        Self::finish_map(self.start_map::<W>(items, None)?)
     }
 
     /// [`starmap`](Self::starmap) with an explicit chunk size.
@@ -480,7 +523,7 @@ impl WorkerPool {
         chunk_size: usize,
     ) -> Result<Vec<W::Output>, Error> {
         let _ = f;
-        Self::finish_map(self.start_map::<W>(self.collect(items), Some(chunk_size))?)
+        Self::finish_map(self.start_map::<W>(items, Some(chunk_size))?)
     }
 
     /// [`starmap`](Self::starmap) without waiting.
@@ -494,9 +537,7 @@ impl WorkerPool {
         items: impl IntoIterator<Item = W::Args>,
     ) -> Result<AsyncResult<Vec<W::Output>>, Error> {
         let _ = f;
-        Ok(AsyncResult::new(
-            self.start_map::<W>(self.collect(items), None)?,
-        ))
+        Ok(AsyncResult::new(self.start_map::<W>(items, None)?))
     }
 
     /// [`starmap_async`](Self::starmap_async) with an explicit chunk size.
@@ -511,10 +552,9 @@ impl WorkerPool {
         chunk_size: usize,
     ) -> Result<AsyncResult<Vec<W::Output>>, Error> {
         let _ = f;
-        Ok(AsyncResult::new(self.start_map::<W>(
-            items.into_iter().collect(),
-            Some(chunk_size),
-        )?))
+        Ok(AsyncResult::new(
+            self.start_map::<W>(items, Some(chunk_size))?,
+        ))
     }
 
     /// A lazy iterator of results in input order, one `Result` per item (chunk size 1, as
@@ -638,15 +678,15 @@ impl WorkerPool {
         out.extend(items);
         out
     }
+}
 
-    /// Collects the items of a one-parameter worker as argument tuples.
-    fn collect_single<W, T>(&self, f: W, items: impl IntoIterator<Item = T>) -> Vec<(T,)>
-    where
-        W: WorkerFn<Args = (T,)>,
-    {
-        let _ = f;
-        self.collect(items.into_iter().map(|item| (item,)))
-    }
+/// The items of a one-parameter worker as argument tuples.
+fn single_args<W, T>(f: W, items: impl IntoIterator<Item = T>) -> impl Iterator<Item = (T,)>
+where
+    W: WorkerFn<Args = (T,)>,
+{
+    let _ = f;
+    items.into_iter().map(|item| (item,))
 }
 
 impl Drop for WorkerPool {

@@ -113,6 +113,7 @@ unsafe impl<O: Send> Sync for MapState<O> {}
 pub(crate) struct MapAcc {
     chunk: usize,
     start: usize,
+    end: usize,
     written: usize,
 }
 
@@ -148,6 +149,19 @@ impl<O: Send + 'static> MapState<O> {
         let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
         if first.as_ref().is_none_or(|(at, _)| index < *at) {
             *first = Some((index, error));
+        }
+    }
+
+    /// Finishes chunks `first..` with `error` and no results: the input ran out before they
+    /// could be filled.
+    pub(crate) fn fail_unfilled(&self, first: usize, error: Error) {
+        for chunk in first..self.starts.len() {
+            let acc = self.begin(chunk, self.starts[chunk], 0);
+            self.finish(acc, Some(error.clone()));
+        }
+        if first == self.starts.len() {
+            // Every chunk was filled but more items followed: still an error for the call.
+            self.record_error(self.len, error);
         }
     }
 
@@ -212,10 +226,16 @@ impl<O> Drop for MapState<O> {
 impl<O: Send + 'static> Sink<O> for MapState<O> {
     type Acc = MapAcc;
 
-    fn begin(&self, chunk: usize, start: usize, _len: usize) -> MapAcc {
+    fn begin(&self, chunk: usize, start: usize, len: usize) -> MapAcc {
+        let end = self.starts.get(chunk + 1).copied().unwrap_or(self.len);
+        assert!(
+            self.starts.get(chunk) == Some(&start) && start + len <= end,
+            "chunk {chunk} does not match the map's layout"
+        );
         MapAcc {
             chunk,
             start,
+            end,
             written: 0,
         }
     }
@@ -224,12 +244,14 @@ impl<O: Send + 'static> Sink<O> for MapState<O> {
     fn push(&self, acc: &mut MapAcc, index: usize, result: Result<O, Error>) -> bool {
         match result {
             Ok(value) => {
-                debug_assert_eq!(index, acc.start + acc.written);
-                assert!(index < self.len, "result index out of range");
-                // SAFETY: `index` is in bounds (checked) and is the next slot of this chunk's
+                let at = acc.start + acc.written;
+                debug_assert_eq!(index, at);
+                assert!(at < acc.end, "more results than the chunk has items");
+                // SAFETY: `at` lies in this chunk's range (checked against `end`, which `begin`
+                // checked against the layout), so it is in bounds and the next slot of the
                 // range: written once, by the one thread running the chunk, and read by nobody
                 // before the latch is set.
-                unsafe { self.ptr.add(index).write(value) };
+                unsafe { self.ptr.add(at).write(value) };
                 acc.written += 1;
                 true
             }
