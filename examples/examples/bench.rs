@@ -14,6 +14,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use freethreading::{Backend, Worker, WorkerExit, WorkerPool, get_backend, set_backend, worker};
+use freethreading_examples::bench_sync;
 use freethreading_examples::measure::{emit, median, timed};
 use rayon::prelude::*;
 
@@ -264,6 +265,27 @@ fn g_worker_spawn_join() {
     );
 }
 
+fn g_lock() {
+    emit(
+        "lock_uncontended",
+        bench_sync::lock_uncontended(),
+        "ns_per_pair",
+    );
+    emit(
+        "std_mutex_uncontended",
+        bench_sync::std_mutex_uncontended(),
+        "ns_per_pair",
+    );
+}
+
+fn g_event_pingpong() {
+    emit(
+        "event_pingpong",
+        bench_sync::event_pingpong(),
+        "roundtrips_per_s",
+    );
+}
+
 type Group = (&'static [&'static str], fn());
 
 const GROUPS: &[Group] = &[
@@ -292,6 +314,8 @@ const GROUPS: &[Group] = &[
         g_cpu_scaling,
     ),
     (&["pool_apply", "procspawn_pool_apply"], g_pool_apply),
+    (&["lock_uncontended", "std_mutex_uncontended"], g_lock),
+    (&["event_pingpong"], g_event_pingpong),
 ];
 
 fn main() {
