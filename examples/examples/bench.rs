@@ -316,6 +316,10 @@ const GROUPS: &[Group] = &[
     (&["pool_apply", "procspawn_pool_apply"], g_pool_apply),
     (&["lock_uncontended", "std_mutex_uncontended"], g_lock),
     (&["event_pingpong"], g_event_pingpong),
+    (
+        &["executor_submit", "executor_map"],
+        freethreading_examples::bench_executor::g_executor,
+    ),
 ];
 
 fn main() {

@@ -1,4 +1,5 @@
 //! Helpers shared by the examples and the benchmark.
 
+pub mod bench_executor;
 pub mod bench_sync;
 pub mod measure;
