@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use crossbeam_channel::Receiver;
 
-use crate::pool::chunks;
-use crate::pool::sink::{ChunkBuffer, Unordered};
+use crate::pool::chunks::{self, Chunk};
+use crate::pool::sink::{ChunkBuffer, Items, Unordered};
 use crate::{Error, WorkerFn, WorkerPool};
 
 /// Chunks kept in flight per worker.
@@ -19,22 +19,54 @@ const AHEAD_PER_WORKER: usize = 8;
 
 type Input<'a, A> = Box<dyn Iterator<Item = A> + 'a>;
 
-/// Pulls the next chunk of up to `size` items.
-fn next_chunk<A>(input: &mut Input<'_, A>, size: usize) -> Vec<A> {
-    input.by_ref().take(size).collect()
+/// The input side shared by both iterators: pulls chunks on demand and remembers why it
+/// stopped.
+struct Feeder<'pool, A> {
+    pool: &'pool WorkerPool,
+    input: Input<'pool, A>,
+    chunk_size: usize,
+    exhausted: bool,
+    error: Option<Error>,
+}
+
+impl<'pool, A> Feeder<'pool, A> {
+    fn new(pool: &'pool WorkerPool, input: Input<'pool, A>, chunk_size: usize) -> Self {
+        Feeder {
+            pool,
+            input,
+            chunk_size: chunk_size.max(1),
+            exhausted: false,
+            error: None,
+        }
+    }
+
+    /// How many chunks may be in flight.
+    fn limit(&self) -> usize {
+        AHEAD_PER_WORKER * self.pool.workers()
+    }
+
+    /// The next chunk of input, unless it ran out or dispatching failed before.
+    fn next_chunk(&mut self) -> Option<Chunk<A>> {
+        if self.exhausted || self.error.is_some() {
+            return None;
+        }
+        let items: Vec<A> = self.input.by_ref().take(self.chunk_size).collect();
+        if items.is_empty() {
+            self.exhausted = true;
+            return None;
+        }
+        let len = items.len();
+        chunks::split(items, len, None).pop()
+    }
 }
 
 /// Results of [`WorkerPool::imap`], in input order: one `Result` per input item.
 ///
 /// A failed item yields its error and iteration goes on with the next item.
 pub struct Imap<'pool, W: WorkerFn> {
-    pool: &'pool WorkerPool,
-    input: Input<'pool, W::Args>,
-    chunk_size: usize,
-    ahead: VecDeque<Arc<ChunkBuffer<W::Output>>>,
+    feeder: Feeder<'pool, W::Args>,
+    ahead: VecDeque<Arc<Items<ChunkBuffer<W::Output>>>>,
     current: std::vec::IntoIter<Result<W::Output, Error>>,
-    exhausted: bool,
-    error: Option<Error>,
 }
 
 impl<W: WorkerFn> std::fmt::Debug for Imap<'_, W> {
@@ -53,35 +85,25 @@ impl<'pool, W: WorkerFn> Imap<'pool, W> {
         chunk_size: usize,
     ) -> Self {
         Imap {
-            pool,
-            input,
-            chunk_size,
+            feeder: Feeder::new(pool, input, chunk_size),
             ahead: VecDeque::new(),
             current: Vec::new().into_iter(),
-            exhausted: false,
-            error: None,
         }
     }
 
     fn fill(&mut self) {
-        let limit = AHEAD_PER_WORKER * self.pool.workers();
-        while !self.exhausted && self.error.is_none() && self.ahead.len() < limit {
-            let items = next_chunk(&mut self.input, self.chunk_size);
-            if items.is_empty() {
-                self.exhausted = true;
+        while self.ahead.len() < self.feeder.limit() {
+            let Some(chunk) = self.feeder.next_chunk() else {
                 break;
-            }
-            let len = items.len();
-            let buffer = Arc::new(ChunkBuffer::new());
-            let chunk = chunks::split(items, len, None)
-                .pop()
-                .expect("one non-empty chunk");
+            };
+            let buffer = Arc::new(Items(ChunkBuffer::new()));
             match self
+                .feeder
                 .pool
                 .dispatch::<W, _>(vec![(0, chunk, Arc::clone(&buffer))])
             {
                 Ok(()) => self.ahead.push_back(buffer),
-                Err(e) => self.error = Some(e),
+                Err(e) => self.feeder.error = Some(e),
             }
         }
     }
@@ -97,10 +119,10 @@ impl<W: WorkerFn> Iterator for Imap<'_, W> {
             }
             self.fill();
             let Some(front) = self.ahead.pop_front() else {
-                return self.error.take().map(Err);
+                return self.feeder.error.take().map(Err);
             };
-            front.done.wait(None);
-            self.current = front.take().into_iter();
+            front.0.done.wait(None);
+            self.current = front.0.take().into_iter();
         }
     }
 }
@@ -108,15 +130,11 @@ impl<W: WorkerFn> Iterator for Imap<'_, W> {
 /// Results of [`WorkerPool::imap_unordered`], in completion order: one `Result` per input
 /// item.
 pub struct ImapUnordered<'pool, W: WorkerFn> {
-    pool: &'pool WorkerPool,
-    input: Input<'pool, W::Args>,
-    chunk_size: usize,
-    sink: Arc<Unordered<W::Output>>,
+    feeder: Feeder<'pool, W::Args>,
+    sink: Arc<Items<Unordered<W::Output>>>,
     delivered: Receiver<Vec<Result<W::Output, Error>>>,
     outstanding: usize,
     current: std::vec::IntoIter<Result<W::Output, Error>>,
-    exhausted: bool,
-    error: Option<Error>,
 }
 
 impl<W: WorkerFn> std::fmt::Debug for ImapUnordered<'_, W> {
@@ -136,33 +154,23 @@ impl<'pool, W: WorkerFn> ImapUnordered<'pool, W> {
     ) -> Self {
         let (delivered_tx, delivered) = crossbeam_channel::unbounded();
         ImapUnordered {
-            pool,
-            input,
-            chunk_size,
-            sink: Arc::new(Unordered {
+            feeder: Feeder::new(pool, input, chunk_size),
+            sink: Arc::new(Items(Unordered {
                 delivered: delivered_tx,
-            }),
+            })),
             delivered,
             outstanding: 0,
             current: Vec::new().into_iter(),
-            exhausted: false,
-            error: None,
         }
     }
 
     fn fill(&mut self) {
-        let limit = AHEAD_PER_WORKER * self.pool.workers();
-        while !self.exhausted && self.error.is_none() && self.outstanding < limit {
-            let items = next_chunk(&mut self.input, self.chunk_size);
-            if items.is_empty() {
-                self.exhausted = true;
+        while self.outstanding < self.feeder.limit() {
+            let Some(chunk) = self.feeder.next_chunk() else {
                 break;
-            }
-            let len = items.len();
-            let chunk = chunks::split(items, len, None)
-                .pop()
-                .expect("one non-empty chunk");
+            };
             match self
+                .feeder
                 .pool
                 .dispatch::<W, _>(vec![(0, chunk, Arc::clone(&self.sink))])
             {
@@ -170,7 +178,7 @@ impl<'pool, W: WorkerFn> ImapUnordered<'pool, W> {
                 Err(e) => {
                     // The refused chunk still reports once (as terminated); do not wait for it.
                     let _ = self.delivered.recv();
-                    self.error = Some(e);
+                    self.feeder.error = Some(e);
                 }
             }
         }
@@ -187,7 +195,7 @@ impl<W: WorkerFn> Iterator for ImapUnordered<'_, W> {
             }
             self.fill();
             if self.outstanding == 0 {
-                return self.error.take().map(Err);
+                return self.feeder.error.take().map(Err);
             }
             // Every dispatched chunk reports exactly once, and we hold a sender: no hang.
             let batch = self.delivered.recv().expect("the sink holds a sender");

@@ -312,7 +312,15 @@ fn complete_items<O>(mut acc: ItemsAcc<O>, failure: Option<Error>) -> Vec<Result
     acc.results
 }
 
-impl<O: Send + 'static> Sink<O> for ChunkBuffer<O> {
+/// Where an `imap` chunk's results go once complete.
+pub(crate) trait Delivery<O>: Send + Sync + 'static {
+    fn deliver(&self, results: Vec<Result<O, Error>>);
+}
+
+/// A sink that collects each chunk's results in order and delivers them whole.
+pub(crate) struct Items<D>(pub(crate) D);
+
+impl<O: Send + 'static, D: Delivery<O>> Sink<O> for Items<D> {
     type Acc = ItemsAcc<O>;
 
     fn begin(&self, _chunk: usize, _start: usize, len: usize) -> ItemsAcc<O> {
@@ -328,8 +336,13 @@ impl<O: Send + 'static> Sink<O> for ChunkBuffer<O> {
     }
 
     fn finish(&self, acc: ItemsAcc<O>, failure: Option<Error>) {
-        *self.results.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(complete_items(acc, failure));
+        self.0.deliver(complete_items(acc, failure));
+    }
+}
+
+impl<O: Send + 'static> Delivery<O> for ChunkBuffer<O> {
+    fn deliver(&self, results: Vec<Result<O, Error>>) {
+        *self.results.lock().unwrap_or_else(|e| e.into_inner()) = Some(results);
         self.done.set();
     }
 }
@@ -339,23 +352,9 @@ pub(crate) struct Unordered<O> {
     pub(crate) delivered: Sender<Vec<Result<O, Error>>>,
 }
 
-impl<O: Send + 'static> Sink<O> for Unordered<O> {
-    type Acc = ItemsAcc<O>;
-
-    fn begin(&self, _chunk: usize, _start: usize, len: usize) -> ItemsAcc<O> {
-        ItemsAcc {
-            len,
-            results: Vec::with_capacity(len),
-        }
-    }
-
-    fn push(&self, acc: &mut ItemsAcc<O>, _index: usize, result: Result<O, Error>) -> bool {
-        acc.results.push(result);
-        true
-    }
-
-    fn finish(&self, acc: ItemsAcc<O>, failure: Option<Error>) {
+impl<O: Send + 'static> Delivery<O> for Unordered<O> {
+    fn deliver(&self, results: Vec<Result<O, Error>>) {
         // The iterator may be gone; then nobody wants the results.
-        let _ = self.delivered.send(complete_items(acc, failure));
+        let _ = self.delivered.send(results);
     }
 }
