@@ -183,3 +183,29 @@ fn a_panicking_callback_is_contained() {
     next.add_done_callback(|_| panic!("late callback failure"));
     assert_eq!(executor.submit(square, (2,)).unwrap().result().unwrap(), 4);
 }
+
+#[freethreading::test]
+fn callbacks_run_by_shutdown_may_call_the_executor() {
+    let scratch = Scratch::new("shutdown-callbacks");
+    let executor = Arc::new(WorkerPoolExecutor::new(1).unwrap());
+    let blocker = executor
+        .submit(wait_for, (scratch.path("gate"), 1))
+        .unwrap();
+    let queued = executor.submit(square, (2,)).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let inner = Arc::clone(&executor);
+    queued.add_done_callback(move |f| {
+        // Runs inside shutdown(); neither call may deadlock.
+        let resubmit = inner.submit(square, (3,));
+        tx.send((f.cancelled(), inner.max_workers(), resubmit.err()))
+            .unwrap();
+    });
+    until("the blocker runs", || blocker.running());
+    executor.shutdown(false, true);
+    let (cancelled, workers, refused) = rx.recv().unwrap();
+    assert!(cancelled);
+    assert_eq!(workers, 1);
+    assert!(matches!(refused, Some(Error::Closed)));
+    scratch.open("gate");
+    assert_eq!(blocker.result().unwrap(), 1);
+}

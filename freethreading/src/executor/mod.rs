@@ -389,14 +389,14 @@ impl WorkerPoolExecutor {
     /// # Ok::<(), freethreading::Error>(())
     /// ```
     pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
-        {
-            let mut shut_down = self.shut_down.write().unwrap_or_else(|e| e.into_inner());
-            *shut_down = true;
-            if cancel_futures {
-                self.pool.cancel_queued();
-            }
-            self.pool.close();
+        // Once the flag is set under the write lock, every accepted submit has queued its
+        // work, so cancelling below sees all of it. Cancelling runs done callbacks, which may
+        // call back into the executor: no lock is held then.
+        *self.shut_down.write().unwrap_or_else(|e| e.into_inner()) = true;
+        if cancel_futures {
+            self.pool.cancel_queued();
         }
+        self.pool.close();
         if wait {
             // Cannot fail: the pool is closed.
             let _ = self.pool.join();

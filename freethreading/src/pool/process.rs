@@ -137,19 +137,37 @@ impl ProcessEngine {
     }
 
     /// Fails every job not yet sent to a child whose sink agrees to drop it with
-    /// [`Error::Cancelled`]; the others stay queued. Tasks already sent count as started.
+    /// [`Error::Cancelled`]; the others go back first in line. Tasks already sent count as
+    /// started. Call it before [`close`](Self::close). No lock is held while sinks cancel, so
+    /// their completion callbacks may use the pool.
     pub(crate) fn cancel_queued(&self) {
-        let cancelled: VecDeque<RemoteJob> = {
+        let queued = std::mem::take(&mut self.shared.lock().pending);
+        let mut kept = VecDeque::new();
+        for job in queued {
+            if job.answer.cancel() {
+                job.answer.complete(Err(Error::Cancelled));
+            } else {
+                kept.push_back(job);
+            }
+        }
+        let stranded = {
             let mut state = self.shared.lock();
-            let (cancelled, kept) = std::mem::take(&mut state.pending)
-                .into_iter()
-                .partition(|job| job.answer.cancel());
-            state.pending = kept;
-            state.pump();
-            cancelled
+            if state.terminated || state.broken.is_some() {
+                // Ended meanwhile: whoever ended it settled the queue it saw, so settle ours.
+                Some((kept, state.broken.clone()))
+            } else {
+                for job in kept.into_iter().rev() {
+                    state.pending.push_front(job);
+                }
+                state.pump();
+                None
+            }
         };
-        for job in cancelled {
-            job.answer.complete(Err(Error::Cancelled));
+        if let Some((jobs, broken)) = stranded {
+            for job in jobs {
+                job.answer
+                    .complete(Err(broken.clone().unwrap_or(Error::Terminated)));
+            }
         }
     }
 

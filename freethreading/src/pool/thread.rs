@@ -93,31 +93,26 @@ impl ThreadEngine {
     }
 
     /// Fails every queued job whose sink agrees to drop it with [`Error::Cancelled`]; the
-    /// others stay queued. Call it before [`close`](Self::close).
+    /// others go back in the queue. Call it before [`close`](Self::close). No lock is held
+    /// while sinks cancel, so their completion callbacks may use the pool.
     pub(crate) fn cancel_queued(&self) {
-        let mut cancelled = Vec::new();
+        let sender = self.shared.lock().sender.clone();
         let mut kept = Vec::new();
-        {
-            let state = self.shared.lock();
-            while let Ok(job) = self.shared.jobs.try_recv() {
-                if job.cancel() {
-                    cancelled.push(job);
-                } else {
-                    kept.push(job);
-                }
+        while let Ok(job) = self.shared.jobs.try_recv() {
+            if job.cancel() {
+                job.fail(Error::Cancelled);
+            } else {
+                kept.push(job);
             }
-            if let Some(sender) = &state.sender {
-                for job in kept.drain(..) {
+        }
+        match sender {
+            Some(sender) => {
+                for job in kept {
                     let _ = sender.send(job);
                 }
             }
-        }
-        for job in cancelled {
-            job.fail(Error::Cancelled);
-        }
-        // Already closed: the workers may have exited, so run what must run here.
-        for job in kept {
-            job.run();
+            // Already closed: the workers may have exited, so run what must run here.
+            None => kept.into_iter().for_each(|job| job.run()),
         }
     }
 
