@@ -58,6 +58,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod backend;
+mod bytes;
 mod codec;
 mod error;
 mod executor;
@@ -72,13 +73,16 @@ mod unwind;
 mod worker;
 
 pub use backend::{BACKEND_ENV, Backend, get_backend, set_backend, try_get_backend, with_backend};
+pub use bytes::Bytes;
 pub use error::{Error, ExitReason};
 pub use executor::{
     AsCompleted, DoneAndNotDone, ExecutorMap, Future, ReturnWhen, WorkerPoolExecutor,
     WorkerPoolExecutorBuilder, as_completed, wait,
 };
 pub use init::{init, try_init};
-pub use introspect::{WorkerInfo, active_children, active_count, current_worker, enumerate, get_ident};
+pub use introspect::{
+    WorkerInfo, active_children, active_count, current_worker, enumerate, get_ident,
+};
 pub use pool::{AsyncResult, Imap, ImapUnordered, WorkerPool, WorkerPoolBuilder};
 pub use registry::WorkerFn;
 #[doc(hidden)]
