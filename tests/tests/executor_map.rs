@@ -91,8 +91,8 @@ fn a_timeout_is_measured_from_the_map_call_and_cancels_the_rest() {
     );
     scratch.open("gate");
     executor.shutdown(true, false);
-    // The first item was running and finished; the others had not started and never ran.
-    assert!(scratch.exists("m0"));
+    // The first item was (almost surely) running and went on; the others had not started
+    // and never ran.
     for i in 1..4 {
         assert!(!scratch.exists(&format!("m{i}")), "cancelled item {i} ran");
     }
@@ -111,11 +111,12 @@ fn dropping_the_iterator_cancels_items_not_started() {
     let mut results = executor.map(gated_mark, jobs).unwrap();
     scratch.open("first");
     assert_eq!(results.next().unwrap().unwrap(), 0);
-    // Item 1 is now running (waiting for its gate); items 2 to 5 are queued.
+    // Item 1 is running (waiting for its gate) or about to be taken by the worker; items
+    // 2 to 5 are queued behind it.
     drop(results);
     scratch.open("rest");
     executor.shutdown(true, false);
-    assert!(scratch.exists("m0") && scratch.exists("m1"));
+    assert!(scratch.exists("m0"));
     for i in 2..6 {
         assert!(!scratch.exists(&format!("m{i}")), "cancelled item {i} ran");
     }
