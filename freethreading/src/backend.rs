@@ -7,7 +7,9 @@
 //!    `multiprocessing`), otherwise [`Backend::Threading`].
 //!
 //! Every pool, worker and primitive records the backend in force when it is created and keeps
-//! it, so objects made under different choices never mix.
+//! it, so objects made under different choices never mix. A worker process starts with the
+//! process backend as its own default (as a Python child re-imports the same choice), so a
+//! pool created inside a task runs on processes too.
 
 use std::cell::Cell;
 use std::fmt;

@@ -247,3 +247,24 @@ fn an_input_whose_size_hint_lies_is_an_error_not_a_wrong_answer() {
     // The pool is fine afterwards.
     assert_eq!(pool.map(square, 0..3u64).unwrap(), vec![0, 1, 4]);
 }
+
+/// Runs a pool of its own inside a worker (a nested pool on the process backend is a
+/// grandchild of the test).
+#[worker]
+fn nested_sum(n: u64) -> (u64, u32) {
+    let pool = WorkerPool::new(2).unwrap();
+    let total = pool.map(square, 0..n).unwrap().iter().sum();
+    let pids = pool.map_chunked(whoami, 0..8, 1).unwrap();
+    (total, pids[0])
+}
+
+#[freethreading::test]
+fn a_task_can_run_a_pool_of_its_own() {
+    let pool = WorkerPool::new(1).unwrap();
+    let (total, inner_pid) = pool.apply(nested_sum, (100,)).unwrap();
+    assert_eq!(total, (0..100u64).map(|x| x * x).sum());
+    if get_backend() == Backend::Multiprocessing {
+        assert!(!pool.pids().contains(&inner_pid));
+        assert_ne!(inner_pid, std::process::id());
+    }
+}

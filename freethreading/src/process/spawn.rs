@@ -48,6 +48,9 @@ impl ChildCommand {
             .iter()
             .map(OsString::from)
             .collect(),
+            // A worker process starting children of its own passes on the arguments that led
+            // it to `init()` (under a test harness, they name the test).
+            None if crate::process::child::is_serving() => std::env::args_os().skip(1).collect(),
             None => Vec::new(),
         });
         ChildCommand { args }
@@ -140,6 +143,12 @@ fn fork_exec(request: &SpawnRequest) -> io::Result<ChildProcess> {
             format!("{}:{parent_pid}:{}", request.child_fd, request.progress_fd),
         ),
         (WORKER_NAME_ENV, request.worker_name.clone()),
+        // A child's own default backend is the one that started it, as a Python child
+        // re-imports the same choice: pools and workers it creates are processes too.
+        (
+            crate::BACKEND_ENV,
+            crate::Backend::Multiprocessing.to_string(),
+        ),
     ];
     if let Some(fd) = arena_fd {
         inherited.push(fd);
