@@ -89,6 +89,7 @@ impl<O: Send + 'static> Sink<O> for ChunkCore<O> {
 /// assert_eq!(squares, vec![0, 1, 4, 9, 16]);
 /// # Ok::<(), freethreading::Error>(())
 /// ```
+#[must_use = "dropping the iterator cancels the items that have not started"]
 pub struct ExecutorMap<T> {
     chunks: VecDeque<(Arc<ChunkCore<T>>, usize)>,
     current: std::vec::IntoIter<Result<T, Error>>,
@@ -131,7 +132,7 @@ impl<T> ExecutorMap<T> {
     /// fn nap(millis: u64) -> u64 { std::thread::sleep(Duration::from_millis(millis)); millis }
     ///
     /// let executor = WorkerPoolExecutor::new(1)?;
-    /// let mut results = executor.map(nap, [2_000, 2_000])?.timeout(Duration::from_millis(10));
+    /// let mut results = executor.map(nap, [300, 300])?.timeout(Duration::from_millis(10));
     /// assert!(matches!(results.next(), Some(Err(Error::Timeout))));
     /// assert!(results.next().is_none());
     /// # Ok::<(), freethreading::Error>(())
