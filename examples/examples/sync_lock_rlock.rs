@@ -1,61 +1,89 @@
-//! Shows `Lock` and `RLock`: a critical section shared with pool tasks, and Python's recursive
-//! countdown that re-enters an `RLock` without deadlocking.
+//! Shows `Lock` and `RLock` with `Worker`s: two workers queue up for a critical section, then
+//! each counts down `3... 2... 1... go!` while re-entering an `RLock` at every level.
 //!
 //! ```text
-//! cargo run --example sync_lock_rlock
-//! FREETHREADING_BACKEND=multiprocessing cargo run --example sync_lock_rlock
+//! cargo run --release --example sync_lock_rlock
+//! FREETHREADING_BACKEND=multiprocessing cargo run --release --example sync_lock_rlock
 //! ```
 //!
 //! Prints:
 //!
 //! ```text
-//! locked inside: true
-//! task saw the lock held: true
-//! locked after: false
-//! 3... 2... 1... go!
+//! 'Worker-0' acquired the lock
+//! 'Worker-1' acquired the lock
+//! 'Worker-0': 3...
+//! 'Worker-0': 2...
+//! 'Worker-0': 1...
+//! 'Worker-0': go!
+//! 'Worker-1': 3...
+//! 'Worker-1': 2...
+//! 'Worker-1': 1...
+//! 'Worker-1': go!
 //! ```
+//!
+//! Each worker says when it holds the lock, and only then does the next one start and queue up
+//! behind it, so the lines come out in this order on every run and on both backends.
 
-use freethreading::{Lock, RLock, WorkerPool, worker};
+use freethreading::{
+    Error, Event, Lock, RLock, Worker, WorkerBuilder, WorkerExit, current_worker, worker,
+};
 
-/// Reports whether the lock is held by someone else right now.
+/// Python's `critical`: one worker at a time in here. `holding` tells the main program that
+/// this worker is inside.
 #[worker]
-fn lock_is_held(lock: Lock) -> bool {
-    lock.try_lock().is_none()
+fn critical(lock: Lock, holding: Event) {
+    let _guard = lock.lock(); // Python: `with lock:`
+    holding.set();
+    println!("'{}' acquired the lock", current_worker().name());
 }
 
-fn countdown(lock: &RLock, n: u32, out: &mut String) {
-    let _guard = lock.lock(); // the same worker re-enters at every level
-    if n == 0 {
-        out.push_str("go!");
+/// Python's recursive `countdown`: the same worker takes the `RLock` again at every level.
+fn countdown(rlock: &RLock, n: u32) {
+    let _guard = rlock.lock();
+    let me = current_worker();
+    if n > 0 {
+        println!("'{}': {n}...", me.name());
+        countdown(rlock, n - 1);
     } else {
-        out.push_str(&format!("{n}... "));
-        countdown(lock, n - 1, out);
+        println!("'{}': go!", me.name());
     }
 }
 
-/// Python's RLock example, run in a worker.
+/// Holds the `RLock` for the whole countdown, so the other worker's lines cannot interleave.
 #[worker]
-fn countdown_from(lock: RLock, n: u32) -> String {
-    let mut out = String::new();
-    countdown(&lock, n, &mut out);
-    out
+fn count_down(rlock: RLock, n: u32, holding: Event) {
+    let _guard = rlock.lock();
+    holding.set();
+    countdown(&rlock, n);
 }
 
-fn main() -> Result<(), freethreading::Error> {
-    freethreading::init();
-    let pool = WorkerPool::new(2)?;
-
-    let lock = Lock::new();
-    {
-        let _guard = lock.lock(); // Python: `with lock:`
-        println!("locked inside: {}", lock.locked());
-        println!(
-            "task saw the lock held: {}",
-            pool.apply(lock_is_held, (lock.clone(),))?
-        );
+/// Starts `Worker-0`, `Worker-1`, ... one after another, each once the one before it holds the
+/// lock (it sets the event it is given), then joins them all.
+fn queue_up(count: usize, make: impl Fn(Event) -> WorkerBuilder) -> Result<(), Error> {
+    let mut workers = Vec::new();
+    for i in 0..count {
+        let holding = Event::new();
+        let w = make(holding.clone()).name(format!("Worker-{i}")).build()?;
+        w.start()?;
+        holding.wait();
+        workers.push(w);
     }
-    println!("locked after: {}", lock.locked());
+    for w in &workers {
+        assert_eq!(w.join()?, WorkerExit::Returned);
+    }
+    Ok(())
+}
 
-    println!("{}", pool.apply(countdown_from, (RLock::new(), 3))?);
+#[freethreading::main]
+fn main() -> Result<(), Error> {
+    let lock = Lock::new();
+    queue_up(2, |holding| {
+        Worker::builder(critical, (lock.clone(), holding))
+    })?;
+
+    let rlock = RLock::new();
+    queue_up(2, |holding| {
+        Worker::builder(count_down, (rlock.clone(), 3, holding))
+    })?;
     Ok(())
 }
