@@ -44,7 +44,16 @@ impl postcard::ser_flavors::Flavor for AppendTo<'_> {
 
     #[inline]
     fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(bytes);
+        // Varints arrive as slices of a few bytes: a `memcpy` call per integer costs more
+        // than the bytes themselves.
+        if bytes.len() <= 16 {
+            self.0.reserve(16);
+            for &byte in bytes {
+                self.0.push(byte);
+            }
+        } else {
+            self.0.extend_from_slice(bytes);
+        }
         Ok(())
     }
 
@@ -64,22 +73,88 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -> Res
     })
 }
 
-/// Appends a chunk: the count, then every item.
+/// Appends a chunk: the count, then every item, through one serializer.
 pub(crate) fn encode_chunk<T: Serialize>(items: &[T], buf: &mut Vec<u8>) -> Result<(), Error> {
     let count = u32::try_from(items.len())
         .map_err(|_| Error::InvalidArgument("a chunk may hold at most u32::MAX items"))?;
+    let start = buf.len();
+    // Most values encode to at most their in-memory size: reserve once instead of regrowing.
+    buf.reserve(4 + items.len() * std::mem::size_of::<T>().clamp(1, 64));
     buf.extend_from_slice(&count.to_le_bytes());
+    let mut serializer = postcard::Serializer {
+        output: AppendTo(buf),
+    };
     for item in items {
-        encode(item, buf)?;
+        if let Err(e) = item.serialize(&mut serializer) {
+            buf.truncate(start);
+            return Err(Error::Serialize {
+                detail: e.to_string(),
+            });
+        }
     }
     Ok(())
 }
 
-/// Reads the items of a chunk one at a time.
-#[derive(Debug)]
+/// Writes a chunk item by item, where each item may fail on its own (it is then replaced
+/// by what the caller writes instead): the child's per-item results.
+pub(crate) struct ChunkWriter<'a> {
+    serializer: postcard::Serializer<AppendTo<'a>>,
+    count_at: usize,
+    count: u32,
+}
+
+impl<'a> ChunkWriter<'a> {
+    /// Starts a chunk of about `expected` items at the end of `buf`.
+    pub(crate) fn new(buf: &'a mut Vec<u8>, expected: usize, item_size: usize) -> Self {
+        buf.reserve(4 + expected * item_size.clamp(1, 64));
+        let count_at = buf.len();
+        buf.extend_from_slice(&[0; 4]);
+        ChunkWriter {
+            serializer: postcard::Serializer {
+                output: AppendTo(buf),
+            },
+            count_at,
+            count: 0,
+        }
+    }
+
+    /// Appends one item; on failure nothing of it is left in the buffer.
+    pub(crate) fn push<T: Serialize + ?Sized>(&mut self, item: &T) -> Result<(), Error> {
+        let start = self.serializer.output.0.len();
+        match item.serialize(&mut self.serializer) {
+            Ok(()) => {
+                self.count += 1;
+                Ok(())
+            }
+            Err(e) => {
+                self.serializer.output.0.truncate(start);
+                Err(Error::Serialize {
+                    detail: e.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Writes the final count.
+    pub(crate) fn finish(self) {
+        let at = self.count_at;
+        self.serializer.output.0[at..at + 4].copy_from_slice(&self.count.to_le_bytes());
+    }
+}
+
+/// Reads the items of a chunk one at a time, through one deserializer.
 pub(crate) struct ChunkReader<'a> {
-    rest: &'a [u8],
+    deserializer: postcard::Deserializer<'a, postcard::de_flavors::Slice<'a>>,
     remaining: u32,
+    failed: bool,
+}
+
+impl std::fmt::Debug for ChunkReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkReader")
+            .field("remaining", &self.remaining)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> ChunkReader<'a> {
@@ -90,8 +165,9 @@ impl<'a> ChunkReader<'a> {
                 detail: "chunk shorter than its item count".to_owned(),
             })?;
         Ok(ChunkReader {
-            rest,
+            deserializer: postcard::Deserializer::from_bytes(rest),
             remaining: u32::from_le_bytes(*count),
+            failed: false,
         })
     }
 
@@ -99,19 +175,16 @@ impl<'a> ChunkReader<'a> {
         self.remaining as usize
     }
 
-    /// The next item; `None` once the announced count is read.
+    /// The next item; `None` once the announced count is read (or after a failure).
     pub(crate) fn next_item<T: DeserializeOwned>(&mut self) -> Option<Result<T, Error>> {
-        if self.remaining == 0 {
+        if self.remaining == 0 || self.failed {
             return None;
         }
         self.remaining -= 1;
-        match postcard::take_from_bytes::<T>(self.rest) {
-            Ok((value, rest)) => {
-                self.rest = rest;
-                Some(Ok(value))
-            }
+        match T::deserialize(&mut self.deserializer) {
+            Ok(value) => Some(Ok(value)),
             Err(e) => {
-                self.remaining = 0;
+                self.failed = true;
                 Some(Err(Error::Deserialize {
                     detail: e.to_string(),
                 }))
@@ -120,8 +193,10 @@ impl<'a> ChunkReader<'a> {
     }
 
     /// Whether every announced item was read and nothing is left over.
-    pub(crate) fn finished_cleanly(&self) -> bool {
-        self.remaining == 0 && self.rest.is_empty()
+    pub(crate) fn finish(self) -> bool {
+        self.remaining == 0
+            && !self.failed
+            && matches!(self.deserializer.finalize(), Ok(rest) if rest.is_empty())
     }
 }
 
@@ -153,8 +228,29 @@ mod tests {
         while let Some(item) = reader.next_item::<(u64, String)>() {
             out.push(item.unwrap());
         }
-        assert!(reader.finished_cleanly());
+        assert!(reader.finish());
         assert_eq!(out, items);
+    }
+
+    #[test]
+    fn a_writer_drops_a_failed_item_whole() {
+        struct Refuses;
+        impl Serialize for Refuses {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                Err(serde::ser::Error::custom("no"))
+            }
+        }
+        let mut buf = Vec::new();
+        let mut writer = ChunkWriter::new(&mut buf, 2, 8);
+        writer.push(&7u64).unwrap();
+        assert!(writer.push(&Refuses).is_err());
+        writer.push(&9u64).unwrap();
+        writer.finish();
+        let mut reader = ChunkReader::new(&buf).unwrap();
+        assert_eq!(reader.len(), 2);
+        assert_eq!(reader.next_item::<u64>().unwrap().unwrap(), 7);
+        assert_eq!(reader.next_item::<u64>().unwrap().unwrap(), 9);
+        assert!(reader.finish());
     }
 
     #[test]
@@ -170,10 +266,7 @@ mod tests {
             while let Some(item) = reader.next_item::<String>() {
                 failed |= item.is_err();
             }
-            assert!(
-                failed || !reader.finished_cleanly(),
-                "cut at {cut} decoded cleanly"
-            );
+            assert!(failed || !reader.finish(), "cut at {cut} decoded cleanly");
         }
         // A huge announced count over a tiny buffer fails without allocating for the count.
         let garbage = [0xff, 0xff, 0xff, 0xff, 0x80, 0x80];

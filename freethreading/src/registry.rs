@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::Error;
-use crate::codec::{self, ChunkReader, RemoteFailure};
+use crate::codec::{ChunkReader, ChunkWriter, RemoteFailure};
 
 /// A function annotated with `#[worker]`: the unit struct the macro generates implements this.
 ///
@@ -101,29 +101,28 @@ inventory::collect!(Registration);
 /// Decodes a chunk of `W::Args`, calls `W` on each (a panic fails that item only), and writes
 /// a chunk of `Result<W::Output, RemoteFailure>`.
 fn invoke_chunk<W: WorkerFn>(input: &[u8], out: &mut Vec<u8>) -> Result<(), RemoteFailure> {
-    let mut reader =
-        ChunkReader::new(input).map_err(|e| RemoteFailure::Deserialize(e.to_string()))?;
-    out.extend_from_slice(&(reader.len() as u32).to_le_bytes());
+    let decode_failure = |e: Error| RemoteFailure::Deserialize(e.to_string());
+    let mut reader = ChunkReader::new(input).map_err(decode_failure)?;
+    let mut writer = ChunkWriter::new(out, reader.len(), std::mem::size_of::<W::Output>() + 1);
     while let Some(args) = reader.next_item::<W::Args>() {
-        let args = args.map_err(|e| RemoteFailure::Deserialize(e.to_string()))?;
-        match crate::unwind::catch(|| W::call(args)) {
-            Ok(output) => {
-                let ok: Result<&W::Output, RemoteFailure> = Ok(&output);
-                if let Err(e) = codec::encode(&ok, out) {
-                    let failed: Result<&W::Output, RemoteFailure> =
-                        Err(RemoteFailure::Serialize(e.to_string()));
-                    codec::encode(&failed, out)
-                        .map_err(|e| RemoteFailure::Serialize(e.to_string()))?;
-                }
-            }
-            Err(message) => {
-                let failed: Result<&W::Output, RemoteFailure> =
-                    Err(RemoteFailure::Panicked(message));
-                codec::encode(&failed, out).map_err(|e| RemoteFailure::Serialize(e.to_string()))?;
-            }
+        let args = args.map_err(decode_failure)?;
+        let result: Result<W::Output, RemoteFailure> =
+            crate::unwind::catch(|| W::call(args)).map_err(RemoteFailure::Panicked);
+        let pushed = match &result {
+            Ok(output) => writer.push(&Ok::<&W::Output, RemoteFailure>(output)),
+            Err(failure) => writer.push(&Err::<&W::Output, _>(failure)),
+        };
+        if let Err(e) = pushed {
+            // The output could not be encoded: that item fails, the others stand.
+            writer
+                .push(&Err::<&W::Output, _>(RemoteFailure::Serialize(
+                    e.to_string(),
+                )))
+                .map_err(|e| RemoteFailure::Serialize(e.to_string()))?;
         }
     }
-    if !reader.finished_cleanly() {
+    writer.finish();
+    if !reader.finish() {
         return Err(RemoteFailure::Deserialize(
             "trailing bytes after the last item".to_owned(),
         ));

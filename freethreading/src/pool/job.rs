@@ -227,7 +227,7 @@ where
         }
         index += 1;
     }
-    if !reader.finished_cleanly() {
+    if !reader.finish() {
         return protocol("trailing bytes after the last result".to_owned());
     }
     None
