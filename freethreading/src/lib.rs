@@ -30,6 +30,48 @@
 //! Run it with `FREETHREADING_BACKEND=multiprocessing` and the same `map` runs in four child
 //! processes.
 //!
+//! # The pieces
+//!
+//! - [`WorkerPool`]: `map`, `starmap`, `apply`, lazy `imap`, and their async forms, like
+//!   Python's `Pool`.
+//! - [`WorkerPoolExecutor`] and [`Future`]: `submit`, `map`, `wait`, `as_completed`, like
+//!   `concurrent.futures`; futures can also be `.await`ed.
+//! - [`Worker`]: one function on its own thread or process, like `Thread`/`Process`, whose
+//!   `join` says how it ended.
+//! - [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Condition`], [`Event`],
+//!   [`Barrier`] and the queues: shared between threads *and* processes, passed to workers
+//!   and tasks as ordinary arguments.
+//! - [`current_worker`], [`get_ident`], [`active_children`], [`active_count`], [`enumerate`].
+//!
+//! ```
+//! use freethreading::{Event, Worker, WorkerExit, WorkerPoolExecutor, worker};
+//!
+//! #[worker]
+//! fn cube(x: i64) -> i64 { x * x * x }
+//!
+//! #[worker]
+//! fn wait_then_cube(go: Event, x: i64) -> i64 {
+//!     go.wait();
+//!     x * x * x
+//! }
+//!
+//! #[worker]
+//! fn say(text: String) { println!("{text}"); }
+//!
+//! let executor = WorkerPoolExecutor::new(2)?;
+//! let go = Event::new();
+//! let later = executor.submit(wait_then_cube, (go.clone(), 3))?;
+//! assert!(!later.done());
+//! go.set(); // the same event, whether the task runs on a thread or in a child process
+//! assert_eq!(later.result()?, 27);
+//! assert_eq!(executor.map(cube, [1, 2])?.collect::<Result<Vec<_>, _>>()?, vec![1, 8]);
+//!
+//! let w = Worker::new(say, ("hello from a worker".to_owned(),))?;
+//! w.start()?;
+//! assert_eq!(w.join()?, WorkerExit::Returned);
+//! # Ok::<(), freethreading::Error>(())
+//! ```
+//!
 //! # Choosing the backend
 //!
 //! [`get_backend`] tells which backend is in force: a scoped [`with_backend`], else
@@ -53,6 +95,11 @@
 //!   `let square = ...` in its scope does not compile (unit structs cannot be shadowed).
 //! - **Crashes on threads.** On the threading backend a crash in a task is a crash of the
 //!   program; only the process backend isolates it.
+//!
+//! # Testing both backends
+//!
+//! `#[freethreading::test]` runs a test's body on threads and then on child processes (the
+//! test binary serves as the child), and names the backend that failed.
 
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -66,6 +113,7 @@ mod init;
 mod introspect;
 mod pool;
 mod process;
+mod queue;
 mod registry;
 mod shm;
 mod sync;
@@ -84,6 +132,9 @@ pub use introspect::{
     WorkerInfo, active_children, active_count, current_worker, enumerate, get_ident,
 };
 pub use pool::{AsyncResult, Imap, ImapUnordered, WorkerPool, WorkerPoolBuilder};
+pub use queue::{GetError, PutError, Queue, SimpleQueue};
+#[doc(hidden)]
+pub use queue::{__arena_block_usage, __queue_die_in_next_get, __queue_die_in_next_put};
 pub use registry::WorkerFn;
 #[doc(hidden)]
 pub use sync::__arena_usage;
