@@ -195,6 +195,14 @@ pub enum Error {
         /// What failed.
         detail: String,
     },
+    /// `Queue::task_done` was called more times than items were put (Python's
+    /// `ValueError: task_done() called too many times`).
+    TaskDoneTooManyTimes,
+    /// A queue stayed empty (a [`GetError::Empty`](crate::GetError::Empty) passed on with `?`).
+    QueueEmpty,
+    /// A queue stayed full (a [`PutError::Full`](crate::PutError::Full) passed on with `?`,
+    /// which drops the item).
+    QueueFull,
 }
 
 impl fmt::Display for Error {
@@ -283,6 +291,9 @@ impl fmt::Display for Error {
             Error::SharedMemory { detail } => {
                 write!(f, "shared memory for synchronisation primitives: {detail}")
             }
+            Error::TaskDoneTooManyTimes => f.write_str("task_done() called too many times"),
+            Error::QueueEmpty => f.write_str("the queue is empty"),
+            Error::QueueFull => f.write_str("the queue is full"),
         }
     }
 }

@@ -17,6 +17,17 @@
 //! allocation can at worst leak the one slot it was taking, never corrupt the allocator (a
 //! lock would have to be recovered from a dead holder instead).
 //!
+//! # Blocks
+//!
+//! Objects that need more than a slot (a queue's ring, an item too large for it) take
+//! *blocks*: power-of-two spans of 4 KiB to 512 MiB, carved from the top of the region
+//! downwards while slots grow upwards. One header word holds both frontiers, so the two never
+//! overlap. Each size class has its own lock-free free stack, as slots do. A block has no
+//! count or generation of its own: it always belongs to exactly one slot object (a queue, a
+//! blob), which frees it when its own last reference goes. Freeing punches the block's pages
+//! out of the memfd (all but the first, which holds the free-stack link), so memory that a
+//! large item used is given back to the system, not just to the allocator.
+//!
 //! # Handles, generations and reference counts
 //!
 //! A slot's `meta` word packs a generation (high 32 bits) and a reference count (low 32 bits).
@@ -63,7 +74,12 @@ pub(crate) const SLOT_SIZE: usize = 128;
 pub(crate) const BODY_SIZE: usize = SLOT_SIZE - 16;
 /// Offset of the first slot (the first page is the header).
 const FIRST_SLOT: u32 = 4096;
-const MAGIC: u64 = u64::from_le_bytes(*b"ftarena1");
+const MAGIC: u64 = u64::from_le_bytes(*b"ftarena2");
+/// log2 of the smallest block (one page).
+pub(crate) const MIN_BLOCK_LOG2: u32 = 12;
+/// log2 of the largest block (half the region).
+pub(crate) const MAX_BLOCK_LOG2: u32 = 29;
+const BLOCK_CLASSES: usize = (MAX_BLOCK_LOG2 - MIN_BLOCK_LOG2 + 1) as usize;
 
 /// What a slot holds, so a handle decoded as the wrong type is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +96,10 @@ pub(crate) enum Kind {
     /// One waiter of a condition.
     Waiter = 8,
     BoundedSemaphore = 9,
+    /// A queue: its body points to its control block, which points to its ring.
+    Queue = 10,
+    /// An encoded item too large for a queue's ring, in a block of its own.
+    Blob = 11,
 }
 
 impl Kind {
@@ -94,6 +114,8 @@ impl Kind {
             Kind::TableChunk => "table chunk",
             Kind::Waiter => "condition waiter",
             Kind::BoundedSemaphore => "BoundedSemaphore",
+            Kind::Queue => "Queue",
+            Kind::Blob => "queue item",
         }
     }
 
@@ -108,6 +130,8 @@ impl Kind {
             7 => Kind::TableChunk,
             8 => Kind::Waiter,
             9 => Kind::BoundedSemaphore,
+            10 => Kind::Queue,
+            11 => Kind::Blob,
             _ => return None,
         })
     }
@@ -131,10 +155,15 @@ struct Header {
     id: AtomicU64,
     /// Free-stack head: tag in the high 32 bits, slot offset in the low 32 (0 = empty).
     free: AtomicU64,
-    /// Next never-used slot offset.
-    bump: AtomicU32,
+    /// Both frontiers: the next never-used slot offset (low 32 bits, grows upwards) and the
+    /// lowest offset handed out as a block (high 32 bits, grows downwards).
+    bounds: AtomicU64,
     /// Slots in use.
     live: AtomicU32,
+    /// Blocks in use.
+    blocks_live: AtomicU32,
+    /// One free stack per block size class, as `free` (tag high, block offset low).
+    block_free: [AtomicU64; BLOCK_CLASSES],
 }
 
 /// One slot: its header (generation and count, kind, free-stack link) and the body.
@@ -235,7 +264,10 @@ impl Arena {
         };
         let header = arena.header();
         header.id.store(id, Ordering::Relaxed);
-        header.bump.store(FIRST_SLOT, Ordering::Relaxed);
+        header.bounds.store(
+            (ARENA_SIZE as u64) << 32 | u64::from(FIRST_SLOT),
+            Ordering::Relaxed,
+        );
         header.magic.store(MAGIC, Ordering::Release);
         Ok(Arena { id, ..arena })
     }
@@ -314,7 +346,7 @@ impl Arena {
     fn valid_offset(&self, off: u32) -> bool {
         off >= FIRST_SLOT
             && ((off - FIRST_SLOT) as usize).is_multiple_of(SLOT_SIZE)
-            && off < self.header().bump.load(Ordering::Acquire)
+            && off < self.slot_frontier()
             && off as usize + SLOT_SIZE <= ARENA_SIZE
     }
 
@@ -352,28 +384,155 @@ impl Arena {
         Ok((off, generation))
     }
 
+    /// The next never-used slot offset.
+    fn slot_frontier(&self) -> u32 {
+        self.header().bounds.load(Ordering::Acquire) as u32
+    }
+
+    fn full_error() -> Error {
+        Error::SharedMemory {
+            detail: format!(
+                "the shared arena is full ({} MiB of primitives and queued items are alive)",
+                ARENA_SIZE >> 20
+            ),
+        }
+    }
+
     fn bump(&self) -> Result<u32, Error> {
-        let bump = &self.header().bump;
-        let mut off = bump.load(Ordering::Relaxed);
+        let bounds = &self.header().bounds;
+        let mut now = bounds.load(Ordering::Relaxed);
         loop {
-            if off as usize + SLOT_SIZE > ARENA_SIZE {
-                return Err(Error::SharedMemory {
-                    detail: format!(
-                        "the shared arena is full ({} MiB of primitives are alive)",
-                        ARENA_SIZE >> 20
-                    ),
-                });
+            let (off, floor) = (now as u32, (now >> 32) as usize);
+            if off as usize + SLOT_SIZE > floor {
+                return Err(Arena::full_error());
             }
-            match bump.compare_exchange_weak(
-                off,
-                off + SLOT_SIZE as u32,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
+            let new = (now & !0xFFFF_FFFF) | u64::from(off + SLOT_SIZE as u32);
+            match bounds.compare_exchange_weak(now, new, Ordering::AcqRel, Ordering::Relaxed) {
                 Ok(_) => return Ok(off),
-                Err(now) => off = now,
+                Err(seen) => now = seen,
             }
         }
+    }
+
+    /// The size class (log2 of the block size) that holds `bytes`, if any does.
+    pub(crate) fn block_class(bytes: usize) -> Option<u32> {
+        let log2 = bytes.max(1).next_power_of_two().trailing_zeros();
+        (log2 <= MAX_BLOCK_LOG2).then_some(log2.max(MIN_BLOCK_LOG2))
+    }
+
+    /// Takes a block of `1 << log2` bytes (a class from [`block_class`](Self::block_class)).
+    /// Its content is unspecified; the caller owns it until [`free_block`](Self::free_block).
+    pub(crate) fn alloc_block(&self, log2: u32) -> Result<u32, Error> {
+        debug_assert!((MIN_BLOCK_LOG2..=MAX_BLOCK_LOG2).contains(&log2));
+        let header = self.header();
+        let stack = &header.block_free[(log2 - MIN_BLOCK_LOG2) as usize];
+        let off = loop {
+            let head = stack.load(Ordering::Acquire);
+            let off = head as u32;
+            if off == 0 {
+                break self.carve(1 << log2)?;
+            }
+            // The link may be garbage if the block was taken meanwhile; the tag makes the
+            // compare-and-swap fail then.
+            let next = self.block_word(off).load(Ordering::Relaxed);
+            let new = ((head >> 32).wrapping_add(1) << 32) | u64::from(next);
+            if stack
+                .compare_exchange_weak(head, new, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                break off;
+            }
+        };
+        header.blocks_live.fetch_add(1, Ordering::Relaxed);
+        Ok(off)
+    }
+
+    /// Carves a never-used block of `size` bytes below the block frontier.
+    fn carve(&self, size: usize) -> Result<u32, Error> {
+        let bounds = &self.header().bounds;
+        let mut now = bounds.load(Ordering::Relaxed);
+        loop {
+            let (slots, floor) = (now as u32 as usize, (now >> 32) as usize);
+            let Some(off) = floor.checked_sub(size).filter(|&off| off >= slots) else {
+                return Err(Arena::full_error());
+            };
+            let new = ((off as u64) << 32) | (now & 0xFFFF_FFFF);
+            match bounds.compare_exchange_weak(now, new, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return Ok(off as u32),
+                Err(seen) => now = seen,
+            }
+        }
+    }
+
+    /// Gives back a block taken with `alloc_block(log2)`; nobody may use it any more.
+    pub(crate) fn free_block(&self, off: u32, log2: u32) {
+        if off == 0 || !(MIN_BLOCK_LOG2..=MAX_BLOCK_LOG2).contains(&log2) {
+            return;
+        }
+        let size = 1usize << log2;
+        if size > 4096 {
+            self.punch(off as usize + 4096, size - 4096);
+        }
+        let header = self.header();
+        let stack = &header.block_free[(log2 - MIN_BLOCK_LOG2) as usize];
+        let link = self.block_word(off);
+        let mut head = stack.load(Ordering::Relaxed);
+        loop {
+            link.store(head as u32, Ordering::Relaxed);
+            let new = ((head >> 32).wrapping_add(1) << 32) | u64::from(off);
+            match stack.compare_exchange_weak(head, new, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(now) => head = now,
+            }
+        }
+        header.blocks_live.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Returns the pages of `[off, off + len)` to the system; they read as zeroes afterwards.
+    #[cfg(target_os = "linux")]
+    fn punch(&self, off: usize, len: usize) {
+        // SAFETY: the range lies inside the arena's memfd; punching a hole only drops pages
+        // nobody uses (the block is free), and the file keeps its size.
+        unsafe {
+            libc::fallocate(
+                self.fd,
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                off as libc::off_t,
+                len as libc::off_t,
+            );
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn punch(&self, _off: usize, _len: usize) {}
+
+    /// The first word of a block: its free-stack link while it is free.
+    fn block_word(&self, off: u32) -> &AtomicU32 {
+        // SAFETY: `off` is a block offset inside the mapping, page aligned; the mapping is
+        // shared memory that lives as long as the process, and any bit pattern is a valid
+        // `AtomicU32`.
+        unsafe { &*self.base.as_ptr().add(off as usize).cast::<AtomicU32>() }
+    }
+
+    /// The address of byte `off` of the region.
+    ///
+    /// Callers use it for the bytes of blocks they own, under their own protocol for who may
+    /// write them when (see `shm::ring`).
+    pub(crate) fn ptr(&self, off: usize) -> *mut u8 {
+        debug_assert!(off <= ARENA_SIZE);
+        // SAFETY: `off` is at most the mapping's length, so the result stays inside it (or one
+        // past its end).
+        unsafe { self.base.as_ptr().add(off) }
+    }
+
+    /// Whether `[off, off + len)` is inside the block area handed out so far.
+    pub(crate) fn valid_block(&self, off: u32, len: usize) -> bool {
+        let floor = (self.header().bounds.load(Ordering::Acquire) >> 32) as usize;
+        (off as usize) >= floor
+            && (off as usize).is_multiple_of(4096)
+            && (off as usize)
+                .checked_add(len)
+                .is_some_and(|end| end <= ARENA_SIZE)
     }
 
     /// Drops one reference to object `off` of `generation`; the last one frees it and its
@@ -417,6 +576,11 @@ impl Arena {
     pub(crate) fn free(&self, mut off: u32) {
         while off != 0 {
             let slot = self.slot(off);
+            match Kind::from_u32(slot.kind.load(Ordering::Relaxed)) {
+                Some(Kind::Queue) => super::ring::finalize(self, slot),
+                Some(Kind::Blob) => super::ring::free_blob(self, slot),
+                _ => {}
+            }
             let next = slot.chain().swap(0, Ordering::Relaxed);
             let generation = ((slot.meta.load(Ordering::Relaxed) >> 32) as u32).wrapping_add(1);
             let generation = if generation == 0 { 1 } else { generation };
@@ -444,12 +608,22 @@ impl Arena {
         }
     }
 
-    /// (slots in use, bytes of the region ever handed out).
+    /// (slots in use, bytes of the region ever handed out as slots).
     pub(crate) fn usage(&self) -> (u64, u64) {
         let header = self.header();
         (
             u64::from(header.live.load(Ordering::Relaxed)),
-            u64::from(header.bump.load(Ordering::Relaxed) - FIRST_SLOT),
+            u64::from(self.slot_frontier() - FIRST_SLOT),
+        )
+    }
+
+    /// (blocks in use, bytes of the region ever handed out as blocks).
+    pub(crate) fn block_usage(&self) -> (u64, u64) {
+        let header = self.header();
+        let floor = header.bounds.load(Ordering::Relaxed) >> 32;
+        (
+            u64::from(header.blocks_live.load(Ordering::Relaxed)),
+            ARENA_SIZE as u64 - floor,
         )
     }
 }
@@ -538,6 +712,32 @@ impl Handle {
         Ok(handle)
     }
 
+    /// (offset, generation), giving up this handle's reference to whoever keeps the pair
+    /// (a queue record that carries a blob); [`from_parts`](Self::from_parts) takes it back.
+    pub(crate) fn into_parts(self) -> (u32, u32) {
+        let parts = self.parts();
+        std::mem::forget(self);
+        parts
+    }
+
+    /// (offset, generation), without a reference.
+    pub(crate) fn parts(&self) -> (u32, u32) {
+        (self.off, self.generation)
+    }
+
+    /// Adopts the reference kept by [`into_parts`](Self::into_parts) in this program's arena.
+    pub(crate) fn from_parts(off: u32, generation: u32, kind: Kind) -> Result<Handle, String> {
+        let arena = Arena::get().map_err(|e| e.to_string())?;
+        Handle::adopt(
+            RawHandle {
+                arena: arena.id,
+                off,
+                generation,
+            },
+            kind,
+        )
+    }
+
     /// The handle to send: takes the reference the receiver will adopt.
     pub(crate) fn raw_for_transfer(&self) -> RawHandle {
         self.slot.meta.fetch_add(1, Ordering::Relaxed);
@@ -585,6 +785,11 @@ impl Drop for Handle {
 /// (objects alive in the arena, bytes of the arena ever handed out), or zeros without one.
 pub(crate) fn usage() -> (u64, u64) {
     Arena::get().map_or((0, 0), Arena::usage)
+}
+
+/// (blocks alive in the arena, bytes ever handed out as blocks), or zeros without one.
+pub(crate) fn block_usage() -> (u64, u64) {
+    Arena::get().map_or((0, 0), Arena::block_usage)
 }
 
 #[cfg(test)]

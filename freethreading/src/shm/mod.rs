@@ -8,6 +8,10 @@
 //! gone once the last process mapping it exits. See [`arena`] for the layout and the handle
 //! rules.
 //!
+//! # Queues
+//!
+//! The process backend's queues are rings of encoded items in arena blocks; see [`ring`].
+//!
 //! # Identity of workers
 //!
 //! Owners are recorded by kernel ids: the process id for things a process holds (a `Lock`, a
@@ -25,6 +29,7 @@
 pub(crate) mod arena;
 pub(crate) mod futex;
 pub(crate) mod mutex;
+pub(crate) mod ring;
 pub(crate) mod table;
 
 use std::os::fd::RawFd;
