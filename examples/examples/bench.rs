@@ -302,6 +302,25 @@ fn g_event_pingpong() {
     );
 }
 
+fn g_queue() {
+    use freethreading_examples::bench_queue;
+    emit(
+        "queue_roundtrip",
+        bench_queue::queue_roundtrip(),
+        "roundtrips_per_s",
+    );
+    emit(
+        "queue_throughput",
+        bench_queue::queue_throughput(),
+        "items_per_s",
+    );
+    emit(
+        "crossbeam_throughput",
+        bench_queue::crossbeam_throughput(),
+        "items_per_s",
+    );
+}
+
 type Group = (&'static [&'static str], fn());
 
 const GROUPS: &[Group] = &[
@@ -335,6 +354,14 @@ const GROUPS: &[Group] = &[
     (
         &["executor_submit", "executor_map"],
         freethreading_examples::bench_executor::g_executor,
+    ),
+    (
+        &[
+            "queue_roundtrip",
+            "queue_throughput",
+            "crossbeam_throughput",
+        ],
+        g_queue,
     ),
 ];
 
