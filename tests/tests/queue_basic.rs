@@ -22,7 +22,9 @@ fn put_range(queue: Queue<u64>, from: u64, to: u64) -> u64 {
 
 #[worker]
 fn get_n(queue: Queue<u64>, n: u64) -> Vec<u64> {
-    (0..n).map(|_| queue.get_timeout(PATIENCE).unwrap()).collect()
+    (0..n)
+        .map(|_| queue.get_timeout(PATIENCE).unwrap())
+        .collect()
 }
 
 #[worker]
@@ -39,7 +41,10 @@ fn put_blob(queue: Queue<Bytes>, len: usize) {
 #[worker]
 fn echo_len(input: Queue<Bytes>, output: Queue<usize>) {
     let blob = input.get().unwrap();
-    assert!(blob == Bytes::pattern(blob.0.len()), "the blob arrived intact");
+    assert!(
+        blob == Bytes::pattern(blob.0.len()),
+        "the blob arrived intact"
+    );
     output.put(blob.0.len()).unwrap();
 }
 
@@ -178,7 +183,10 @@ fn simple_queue_follows_python() {
     assert!(queue.try_get().unwrap_err().is_empty());
     assert!(queue.get_timeout(Duration::from_millis(5)).is_err());
     queue.put("again".to_owned()).unwrap();
-    assert!(!queue.empty(), "accurate right after put, without feeder lag");
+    assert!(
+        !queue.empty(),
+        "accurate right after put, without feeder lag"
+    );
 }
 
 #[freethreading::test]
@@ -188,7 +196,10 @@ fn queues_pass_to_pool_tasks_started_before_them() {
     pool.apply(put_range, (Queue::new(), 0, 1)).unwrap();
     let queue = Queue::new();
     let producing = pool
-        .starmap_async(put_range, vec![(queue.clone(), 0, 500), (queue.clone(), 500, 1000)])
+        .starmap_async(
+            put_range,
+            vec![(queue.clone(), 0, 500), (queue.clone(), 500, 1000)],
+        )
         .unwrap();
     let mut got = pool.apply(get_n, (queue.clone(), 1000)).unwrap();
     assert_eq!(producing.get().unwrap(), vec![500, 500]);
@@ -202,7 +213,9 @@ struct Unencodable;
 
 impl Serialize for Unencodable {
     fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
-        Err(serde::ser::Error::custom("this value refuses to be encoded"))
+        Err(serde::ser::Error::custom(
+            "this value refuses to be encoded",
+        ))
     }
 }
 
@@ -223,7 +236,10 @@ fn unencodable_item_comes_back_and_the_queue_is_unchanged() {
     }
     assert_eq!(queue.qsize(), 1, "nothing was added");
     assert_eq!(queue.unfinished_tasks(), 1, "nothing was counted");
-    assert!(matches!(queue.try_put(Err(Unencodable)), Err(PutError::Failed(..))));
+    assert!(matches!(
+        queue.try_put(Err(Unencodable)),
+        Err(PutError::Failed(..))
+    ));
     queue.put(Ok(2)).unwrap();
     assert_eq!(queue.get().unwrap().unwrap(), 1);
     assert_eq!(queue.get().unwrap().unwrap(), 2);
@@ -254,13 +270,28 @@ fn item_larger_than_the_ring_goes_through() {
         queue.put(Bytes(vec![1; 1 << 20])).unwrap();
     }
     let (blocks_after, _) = freethreading::__arena_block_usage();
-    assert_eq!(blocks_after, blocks_before, "the queues' memory was given back");
+    assert_eq!(
+        blocks_after, blocks_before,
+        "the queues' memory was given back"
+    );
 }
 
 #[freethreading::test]
 fn mixed_sizes_keep_their_order() {
     let queue = Queue::new();
-    let sizes = [0usize, 1, 7, 8, 9, 16 << 10, (16 << 10) + 1, 100_000, 3, 1 << 20, 5];
+    let sizes = [
+        0usize,
+        1,
+        7,
+        8,
+        9,
+        16 << 10,
+        (16 << 10) + 1,
+        100_000,
+        3,
+        1 << 20,
+        5,
+    ];
     for round in 0..3 {
         for &len in &sizes {
             queue.put(vec![round as u8; len]).unwrap();

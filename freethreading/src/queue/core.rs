@@ -172,7 +172,9 @@ impl<T: Send + 'static> Core<T> {
                 id: local::export(q),
             }
             .serialize(serializer),
-            Flavor::Shared(ring, _) => Wire::Shared(ring.handle().raw_for_transfer()).serialize(serializer),
+            Flavor::Shared(ring, _) => {
+                Wire::Shared(ring.handle().raw_for_transfer()).serialize(serializer)
+            }
         }
     }
 

@@ -63,7 +63,9 @@ impl<T> fmt::Debug for PutError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PutError::Full(_) => f.write_str("Full(..)"),
-            PutError::Failed(_, error) => f.debug_tuple("Failed").field(&"..").field(error).finish(),
+            PutError::Failed(_, error) => {
+                f.debug_tuple("Failed").field(&"..").field(error).finish()
+            }
         }
     }
 }
@@ -72,7 +74,9 @@ impl<T> fmt::Display for PutError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PutError::Full(_) => f.write_str("the queue is full"),
-            PutError::Failed(_, error) => write!(f, "the item could not be put in the queue: {error}"),
+            PutError::Failed(_, error) => {
+                write!(f, "the item could not be put in the queue: {error}")
+            }
         }
     }
 }
@@ -134,7 +138,9 @@ impl fmt::Display for GetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GetError::Empty => f.write_str("the queue is empty"),
-            GetError::Failed(error) => write!(f, "the item could not be taken from the queue: {error}"),
+            GetError::Failed(error) => {
+                write!(f, "the item could not be taken from the queue: {error}")
+            }
         }
     }
 }

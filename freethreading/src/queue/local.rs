@@ -178,9 +178,9 @@ pub(crate) fn export<T: Send + 'static>(queue: &Arc<Local<T>>) -> u64 {
 
 /// Takes back the reference exported under `id`.
 pub(crate) fn import<T: Send + 'static>(id: u64, label: &str) -> Result<Arc<Local<T>>, String> {
-    let entry = registry()
-        .remove(&id)
-        .ok_or("stale queue handle: the queue no longer exists (were these bytes decoded twice?)")?;
+    let entry = registry().remove(&id).ok_or(
+        "stale queue handle: the queue no longer exists (were these bytes decoded twice?)",
+    )?;
     let queue = entry
         .downcast::<Arc<Local<T>>>()
         .map_err(|_| "the queue handle is for another item type".to_owned())?;

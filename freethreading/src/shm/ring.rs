@@ -397,8 +397,7 @@ impl Ring {
                 refreshed = true;
             };
             if !fits {
-                let by_count =
-                    maxsize != 0 && count(tail).wrapping_sub(count(head)) >= maxsize;
+                let by_count = maxsize != 0 && count(tail).wrapping_sub(count(head)) >= maxsize;
                 let needed = u64::from(pos(tail).wrapping_sub(pos(head))) + 2 * u64::from(units);
                 if !by_count && ring.log2 < MAX_RING_LOG2 {
                     self.grow(ring, needed, wait)?;
@@ -494,7 +493,10 @@ impl Ring {
             at = at.wrapping_add(run);
         }
         self.ctl.info.ring.store(new.pack(), Ordering::Release);
-        self.ctl.producer.cached_other.store(head, Ordering::Relaxed);
+        self.ctl
+            .producer
+            .cached_other
+            .store(head, Ordering::Relaxed);
         self.arena.free_block(old.off, old.log2);
         Ok(())
     }
@@ -513,7 +515,11 @@ impl Ring {
 
     /// Takes the item at the head and hands its bytes to `decode` (called with the consumer
     /// lock held; the item is removed after it returns, whatever it returns).
-    pub(crate) fn pop<R>(&self, wait: Wait, decode: impl FnOnce(&[u8]) -> R) -> Result<R, PopError> {
+    pub(crate) fn pop<R>(
+        &self,
+        wait: Wait,
+        decode: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, PopError> {
         let ctl = self.ctl;
         let consumer = &ctl.consumer;
         loop {
@@ -767,7 +773,9 @@ fn store_blob(bytes: &[u8]) -> Result<Handle, Error> {
     let block = arena.alloc_block(log2)?;
     // SAFETY: the block is ours alone (just allocated) and at least `bytes.len()` long;
     // `bytes` is process-local memory.
-    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), arena.ptr(block as usize), bytes.len()) };
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), arena.ptr(block as usize), bytes.len())
+    };
     let body: &BlobSlot = handle.state();
     body.len.store(len, Ordering::Relaxed);
     body.log2.store(log2, Ordering::Relaxed);
