@@ -1,5 +1,5 @@
 //! `Queue` and `SimpleQueue` on both backends: Python's behaviour, handles passed to pool
-//! tasks and workers, items refused with their value handed back, large items.
+//! tasks and workers, items refused with their value handed back, mixed item sizes.
 
 use std::time::Duration;
 
@@ -31,64 +31,6 @@ fn get_n(queue: Queue<u64>, n: u64) -> Vec<u64> {
 fn say_hello_world(queue: SimpleQueue<String>) {
     queue.put("hello".to_owned()).unwrap();
     queue.put("world".to_owned()).unwrap();
-}
-
-#[worker]
-fn put_blob(queue: Queue<Bytes>, len: usize) {
-    queue.put(Bytes::pattern(len)).unwrap();
-}
-
-#[worker]
-fn echo_len(input: Queue<Bytes>, output: Queue<usize>) {
-    let blob = input.get().unwrap();
-    assert!(
-        blob == Bytes::pattern(blob.0.len()),
-        "the blob arrived intact"
-    );
-    output.put(blob.0.len()).unwrap();
-}
-
-/// A byte string encoded as one block of bytes (serde encodes a plain `Vec<u8>` element by
-/// element), as `serde_bytes` would.
-#[derive(PartialEq, Eq)]
-struct Bytes(Vec<u8>);
-
-impl Bytes {
-    /// `len` bytes, each page stamped with its number so a misplaced page shows.
-    fn pattern(len: usize) -> Bytes {
-        let mut bytes = vec![0xA5; len];
-        for (page, chunk) in bytes.chunks_mut(4096).enumerate() {
-            let stamp = (page as u32).to_le_bytes();
-            let n = chunk.len().min(4);
-            chunk[..n].copy_from_slice(&stamp[..n]);
-        }
-        Bytes(bytes)
-    }
-}
-
-impl Serialize for Bytes {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Bytes {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Bytes, D::Error> {
-        struct Visit;
-        impl serde::de::Visitor<'_> for Visit {
-            type Value = Bytes;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
-                Ok(Bytes(v.to_vec()))
-            }
-            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
-                Ok(Bytes(v))
-            }
-        }
-        deserializer.deserialize_byte_buf(Visit)
-    }
 }
 
 #[freethreading::test]
@@ -244,36 +186,6 @@ fn unencodable_item_comes_back_and_the_queue_is_unchanged() {
     assert_eq!(queue.get().unwrap().unwrap(), 1);
     assert_eq!(queue.get().unwrap().unwrap(), 2);
     assert!(queue.try_get().is_err());
-}
-
-#[freethreading::test]
-fn item_larger_than_the_ring_goes_through() {
-    // 64 MiB: four thousand times a fresh ring, and the ring's own limit.
-    const LEN: usize = 64 << 20;
-    let (blocks_before, _) = freethreading::__arena_block_usage();
-    {
-        let queue = Queue::new();
-        let w = Worker::new(put_blob, (queue.clone(), LEN)).unwrap();
-        w.start().unwrap();
-        let blob = queue.get_timeout(PATIENCE).unwrap();
-        assert_eq!(w.join().unwrap(), WorkerExit::Returned);
-        assert_eq!(blob.0.len(), LEN);
-        assert!(blob == Bytes::pattern(LEN), "the blob arrived intact");
-        // And the other way, to a worker, while small items keep flowing behind it.
-        let lens = Queue::new();
-        let w = Worker::new(echo_len, (queue.clone(), lens.clone())).unwrap();
-        w.start().unwrap();
-        queue.put(blob).unwrap();
-        assert_eq!(lens.get_timeout(PATIENCE).unwrap(), LEN);
-        assert_eq!(w.join().unwrap(), WorkerExit::Returned);
-        // An unread large item is freed with its queue.
-        queue.put(Bytes(vec![1; 1 << 20])).unwrap();
-    }
-    let (blocks_after, _) = freethreading::__arena_block_usage();
-    assert_eq!(
-        blocks_after, blocks_before,
-        "the queues' memory was given back"
-    );
 }
 
 #[freethreading::test]

@@ -224,3 +224,42 @@ impl<T> std::fmt::Debug for Core<T> {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Backend, Queue, SimpleQueue, with_backend};
+
+    fn round_trip<A: serde::Serialize, B: serde::de::DeserializeOwned>(a: &A) -> Result<B, String> {
+        let bytes = postcard::to_allocvec(a).map_err(|e| e.to_string())?;
+        postcard::from_bytes(&bytes).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn handles_decode_only_as_the_same_kind_and_item_type() {
+        for backend in [Backend::Threading, Backend::Multiprocessing] {
+            with_backend(backend, || {
+                let queue: Queue<u32> = Queue::new();
+                assert!(round_trip::<_, Queue<String>>(&queue).is_err(), "{backend}");
+                assert!(round_trip::<_, SimpleQueue<u32>>(&queue).is_err(), "{backend}");
+                let same: Queue<u32> = round_trip(&queue).unwrap();
+                same.put(7).unwrap();
+                assert_eq!(queue.get().unwrap(), 7, "{backend}: the same queue");
+                assert_eq!(same.backend(), backend);
+            });
+        }
+    }
+
+    #[test]
+    fn bytes_decoded_twice_are_refused() {
+        for backend in [Backend::Threading, Backend::Multiprocessing] {
+            with_backend(backend, || {
+                let queue: Queue<u8> = Queue::new();
+                let bytes = postcard::to_allocvec(&queue).unwrap();
+                drop(queue);
+                let first: Queue<u8> = postcard::from_bytes(&bytes).unwrap();
+                drop(first);
+                assert!(postcard::from_bytes::<Queue<u8>>(&bytes).is_err(), "{backend}");
+            });
+        }
+    }
+}

@@ -16,8 +16,8 @@ use crate::Error;
 /// use freethreading::{PutError, Queue};
 ///
 /// let queue = Queue::with_maxsize(1);
-/// queue.put("first").unwrap();
-/// match queue.try_put("second") {
+/// queue.put("first".to_owned()).unwrap();
+/// match queue.try_put("second".to_owned()) {
 ///     Err(PutError::Full(item)) => assert_eq!(item, "second"),
 ///     other => panic!("expected a full queue, got {other:?}"),
 /// }

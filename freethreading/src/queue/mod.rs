@@ -101,6 +101,15 @@ const LABEL: &str = "Queue";
 /// queue.join(); // every item was marked done
 /// assert_eq!(consumer.join().unwrap(), 10);
 /// ```
+///
+/// Items must own their data, since on the process backend they are decoded in another
+/// process; a borrowed item does not compile (on either backend):
+///
+/// ```compile_fail
+/// let queue = freethreading::Queue::new();
+/// let text = String::from("borrowed");
+/// queue.put(text.as_str()).unwrap();
+/// ```
 pub struct Queue<T> {
     core: Core<T>,
 }
@@ -181,7 +190,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
     ///
     /// ```
     /// let queue = freethreading::Queue::new();
-    /// queue.put("hello").unwrap();
+    /// queue.put("hello".to_owned()).unwrap();
     /// assert_eq!(queue.get().unwrap(), "hello");
     /// ```
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
@@ -351,7 +360,7 @@ impl<T> Queue<T> {
     ///
     /// ```
     /// let queue = freethreading::Queue::new();
-    /// queue.put("job").unwrap();
+    /// queue.put(1).unwrap();
     /// queue.get().unwrap();
     /// queue.task_done()?;
     /// assert!(queue.task_done().is_err());

@@ -32,8 +32,8 @@ const LABEL: &str = "SimpleQueue";
 /// let queue = SimpleQueue::new();
 /// let sender = queue.clone();
 /// std::thread::spawn(move || {
-///     sender.put("hello").unwrap();
-///     sender.put("world").unwrap();
+///     sender.put("hello".to_owned()).unwrap();
+///     sender.put("world".to_owned()).unwrap();
 /// })
 /// .join()
 /// .unwrap();
@@ -115,8 +115,8 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> SimpleQueue<T> {
     ///
     /// ```
     /// let queue = freethreading::SimpleQueue::new();
-    /// queue.put("x").unwrap();
-    /// assert_eq!(queue.get().unwrap(), "x");
+    /// queue.put('x').unwrap();
+    /// assert_eq!(queue.get().unwrap(), 'x');
     /// ```
     pub fn get(&self) -> Result<T, GetError> {
         self.core.get(Wait::Until(None))
