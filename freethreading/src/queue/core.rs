@@ -240,7 +240,10 @@ mod tests {
             with_backend(backend, || {
                 let queue: Queue<u32> = Queue::new();
                 assert!(round_trip::<_, Queue<String>>(&queue).is_err(), "{backend}");
-                assert!(round_trip::<_, SimpleQueue<u32>>(&queue).is_err(), "{backend}");
+                assert!(
+                    round_trip::<_, SimpleQueue<u32>>(&queue).is_err(),
+                    "{backend}"
+                );
                 let same: Queue<u32> = round_trip(&queue).unwrap();
                 same.put(7).unwrap();
                 assert_eq!(queue.get().unwrap(), 7, "{backend}: the same queue");
@@ -258,7 +261,10 @@ mod tests {
                 drop(queue);
                 let first: Queue<u8> = postcard::from_bytes(&bytes).unwrap();
                 drop(first);
-                assert!(postcard::from_bytes::<Queue<u8>>(&bytes).is_err(), "{backend}");
+                assert!(
+                    postcard::from_bytes::<Queue<u8>>(&bytes).is_err(),
+                    "{backend}"
+                );
             });
         }
     }
