@@ -8,8 +8,8 @@
 //! group of words that one side writes on its own cache-line pair, so a producer and a
 //! consumer running on two CPUs do not bounce each other's lines:
 //!
-//! - producer line: the producers' robust lock, `tail`, and the producers' last view of `head`;
-//! - consumer line: the consumers' robust lock, `head`, and the consumers' last view of `tail`;
+//! - producer lines: the producers' robust lock; `tail` and the producers' last view of `head`;
+//! - consumer lines: the consumers' robust lock; `head` and the consumers' last view of `tail`;
 //! - one line per sleep condition (data, space, join): sleeper count and futex word;
 //! - a read-mostly line: the ring's offset and size, the item type tag, `maxsize`.
 //!
@@ -115,14 +115,30 @@ struct BlobSlot {
 // SAFETY: repr(C), atomics only, 16 bytes, align 4, chain word first.
 unsafe impl State for BlobSlot {}
 
-#[repr(C, align(128))]
+/// One side's words. The lock has a line of its own: the other side reads `end` while it
+/// waits, and would otherwise pull the lock's line away from every lock and unlock.
+#[repr(C)]
 struct Side {
-    lock: RawMutex,
-    _pad: AtomicU32,
+    lock: LockLine,
     /// `tail` on the producer side, `head` on the consumer side.
     end: AtomicU64,
     /// This side's last view of the other side's word.
     cached_other: AtomicU64,
+    _align: [Aligned; 0],
+}
+
+#[repr(C, align(128))]
+struct Aligned;
+
+#[repr(C, align(128))]
+struct LockLine(RawMutex);
+
+impl std::ops::Deref for LockLine {
+    type Target = RawMutex;
+
+    fn deref(&self) -> &RawMutex {
+        &self.0
+    }
 }
 
 #[repr(C, align(128))]
