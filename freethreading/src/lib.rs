@@ -132,9 +132,9 @@ pub use introspect::{
     WorkerInfo, active_children, active_count, current_worker, enumerate, get_ident,
 };
 pub use pool::{AsyncResult, Imap, ImapUnordered, WorkerPool, WorkerPoolBuilder};
-pub use queue::{GetError, PutError, Queue, SimpleQueue};
 #[doc(hidden)]
 pub use queue::{__arena_block_usage, __queue_die_in_next_get, __queue_die_in_next_put};
+pub use queue::{GetError, PutError, Queue, SimpleQueue};
 pub use registry::WorkerFn;
 #[doc(hidden)]
 pub use sync::__arena_usage;

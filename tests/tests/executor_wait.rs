@@ -47,8 +47,11 @@ fn wait_first_exception_returns_at_the_first_error() {
         executor.submit(fragile, (13,)).unwrap(),
     ];
     let result = wait(&futures, None, ReturnWhen::FirstException);
+    // The failure ends the wait; the gated task cannot be done yet. Whether `square` finished
+    // first depends on which worker was quicker.
     assert!(result.done.contains(&2), "{result:?}");
-    assert_eq!(result.not_done, vec![0]);
+    assert!(result.not_done.contains(&0), "{result:?}");
+    assert!(!result.done.contains(&0), "{result:?}");
     assert!(matches!(
         futures[2].exception(),
         Some(Error::TaskPanicked { .. })

@@ -63,7 +63,10 @@ fn a_worker_knows_its_name_and_ident_and_the_parent_lists_it() {
     w.start().unwrap();
     // The worker is blocked on the pipe, so it is alive for everything below.
     let children = active_children();
-    let info = children.iter().find(|c| c.name() == "Inspector").expect("listed");
+    let info = children
+        .iter()
+        .find(|c| c.name() == "Inspector")
+        .expect("listed");
     assert_eq!(Some(info.ident()), w.ident());
     assert_eq!(active_count(), before + 1);
     let all = enumerate();
@@ -77,7 +80,10 @@ fn a_worker_knows_its_name_and_ident_and_the_parent_lists_it() {
     assert_eq!(lines[0], "Inspector");
     let ident: u64 = lines[1].parse().unwrap();
     assert_eq!(Some(ident), w.ident());
-    assert_eq!(lines[2], lines[1], "get_ident() inside is the worker's ident");
+    assert_eq!(
+        lines[2], lines[1],
+        "get_ident() inside is the worker's ident"
+    );
     if get_backend() == Backend::Multiprocessing {
         assert_ne!(ident, u64::from(std::process::id()));
     }

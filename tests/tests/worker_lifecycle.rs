@@ -100,7 +100,10 @@ fn misuse_is_a_typed_error() {
         .build()
         .unwrap();
     assert!(matches!(w.join(), Err(Error::NotStarted)));
-    assert!(matches!(w.join_timeout(Duration::ZERO), Err(Error::NotStarted)));
+    assert!(matches!(
+        w.join_timeout(Duration::ZERO),
+        Err(Error::NotStarted)
+    ));
     w.set_name("renamed").unwrap();
     w.set_daemon(true).unwrap();
     assert_eq!((w.name().as_str(), w.daemon()), ("renamed", true));
@@ -183,7 +186,10 @@ fn run_probe(backend: Backend, daemon: bool) -> std::path::PathBuf {
 fn main_returning_waits_for_non_daemon_workers() {
     for backend in [Backend::Threading, Backend::Multiprocessing] {
         let dir = run_probe(backend, false);
-        assert!(dir.join("done").exists(), "{backend}: main returned before its worker ended");
+        assert!(
+            dir.join("done").exists(),
+            "{backend}: main returned before its worker ended"
+        );
     }
 }
 
@@ -192,12 +198,18 @@ fn daemon_workers_do_not_outlive_the_program() {
     for backend in [Backend::Threading, Backend::Multiprocessing] {
         let dir = run_probe(backend, true);
         if backend == Backend::Multiprocessing {
-            let pid: u32 = std::fs::read_to_string(dir.join("ident")).unwrap().parse().unwrap();
+            let pid: u32 = std::fs::read_to_string(dir.join("ident"))
+                .unwrap()
+                .parse()
+                .unwrap();
             assert!(
                 wait_for_exit(pid, Duration::from_secs(30)),
                 "daemon worker process {pid} outlived its parent"
             );
         }
-        assert!(!dir.join("done").exists(), "{backend}: the daemon worker finished its work");
+        assert!(
+            !dir.join("done").exists(),
+            "{backend}: the daemon worker finished its work"
+        );
     }
 }
