@@ -27,7 +27,6 @@ use crate::{Backend, Error, registry, with_backend};
 ///     freethreading::init();
 ///     // ... the program: only the parent gets here ...
 /// }
-/// # main();
 /// ```
 pub fn init() {
     if let Err(e) = try_init() {

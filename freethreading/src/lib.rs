@@ -24,7 +24,6 @@
 //!     assert_eq!(square(3), 9); // still an ordinary function
 //!     Ok(())
 //! }
-//! # main().unwrap();
 //! ```
 //!
 //! Run it with `FREETHREADING_BACKEND=multiprocessing` and the same `map` runs in four child
@@ -190,7 +189,6 @@ pub use freethreading_macros::worker;
 /// fn main() {
 ///     println!("only the parent prints this");
 /// }
-/// # main();
 /// ```
 #[doc(inline)]
 pub use freethreading_macros::main;
