@@ -134,7 +134,7 @@ pub use pool::{AsyncResult, Imap, ImapUnordered, WorkerPool, WorkerPoolBuilder};
 #[doc(hidden)]
 pub use queue::{__arena_block_usage, __queue_die_in_next_get, __queue_die_in_next_put};
 pub use queue::{GetError, PutError, Queue, SimpleQueue};
-pub use registry::WorkerFn;
+pub use registry::{SingleArg, WorkerFn};
 #[doc(hidden)]
 pub use sync::__arena_usage;
 pub use sync::{

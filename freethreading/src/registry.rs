@@ -61,6 +61,29 @@ pub trait WorkerFn: Copy + Send + Sync + 'static {
     fn call(args: Self::Args) -> Self::Output;
 }
 
+/// The argument tuple of a one-parameter `#[worker]` function, made from one item: what
+/// `map`, `imap` and the executor's `map` require (`starmap` takes whole tuples).
+///
+/// Implemented for `(T,)` only; a function of several parameters passed to `map` fails to
+/// compile with a message pointing at `starmap`.
+#[diagnostic::on_unimplemented(
+    message = "`map` needs a #[worker] function of exactly one parameter, not one taking `{Self}`",
+    label = "this function does not take one parameter",
+    note = "use `starmap` with a tuple of arguments per item for functions of several (or no) \
+            parameters"
+)]
+pub trait SingleArg<T> {
+    /// Wraps the item as the argument tuple.
+    fn from_item(item: T) -> Self;
+}
+
+impl<T> SingleArg<T> for (T,) {
+    #[inline]
+    fn from_item(item: T) -> Self {
+        (item,)
+    }
+}
+
 /// Runs a chunk of encoded arguments and encodes each item's result.
 pub(crate) type InvokeFn = fn(&[u8], &mut Vec<u8>) -> Result<(), RemoteFailure>;
 

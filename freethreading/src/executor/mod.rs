@@ -32,6 +32,7 @@ pub use wait::{AsCompleted, DoneAndNotDone, ReturnWhen, as_completed, wait};
 use crate::executor::future::Core;
 use crate::executor::map::ChunkCore;
 use crate::pool::chunks;
+use crate::registry::SingleArg;
 use crate::{Backend, Error, WorkerFn, WorkerPool, WorkerPoolBuilder};
 
 /// Configures a [`WorkerPoolExecutor`]; made by [`WorkerPoolExecutor::builder`].
@@ -305,7 +306,8 @@ impl WorkerPoolExecutor {
         items: impl IntoIterator<Item = T>,
     ) -> Result<ExecutorMap<W::Output>, Error>
     where
-        W: WorkerFn<Args = (T,)>,
+        W: WorkerFn,
+        W::Args: SingleArg<T>,
     {
         self.map_chunked(f, items, 1)
     }
@@ -337,14 +339,15 @@ impl WorkerPoolExecutor {
         chunk_size: usize,
     ) -> Result<ExecutorMap<W::Output>, Error>
     where
-        W: WorkerFn<Args = (T,)>,
+        W: WorkerFn,
+        W::Args: SingleArg<T>,
     {
         let _ = f;
         let started = Instant::now();
         if chunk_size == 0 {
             return Err(Error::InvalidArgument("chunk_size must be at least 1"));
         }
-        let items: Vec<(T,)> = items.into_iter().map(|item| (item,)).collect();
+        let items: Vec<W::Args> = items.into_iter().map(SingleArg::from_item).collect();
         let mut cells = VecDeque::with_capacity(items.len().div_ceil(chunk_size));
         let work: Vec<_> = chunks::split(items, chunk_size, None)
             .into_iter()

@@ -26,6 +26,7 @@ use crate::pool::job::{LocalChunk, LocalJob, RemoteChunk, RemoteJob};
 use crate::pool::sink::{MapState, Sink};
 use crate::process::spawn::DEFAULT_START_TIMEOUT;
 use crate::process::{child, wire};
+use crate::registry::SingleArg;
 use crate::{Backend, Error, WorkerFn, codec};
 
 /// The pool initializer: a `#[worker]` function and its encoded arguments, run once in every
@@ -438,7 +439,8 @@ impl WorkerPool {
         items: impl IntoIterator<Item = T>,
     ) -> Result<Vec<W::Output>, Error>
     where
-        W: WorkerFn<Args = (T,)>,
+        W: WorkerFn,
+        W::Args: SingleArg<T>,
     {
         Self::finish_map(self.start_map::<W>(single_args(f, items), None)?)
     }
@@ -455,7 +457,8 @@ impl WorkerPool {
         chunk_size: usize,
     ) -> Result<Vec<W::Output>, Error>
     where
-        W: WorkerFn<Args = (T,)>,
+        W: WorkerFn,
+        W::Args: SingleArg<T>,
     {
         Self::finish_map(self.start_map::<W>(single_args(f, items), Some(chunk_size))?)
     }
@@ -471,7 +474,8 @@ impl WorkerPool {
         items: impl IntoIterator<Item = T>,
     ) -> Result<AsyncResult<Vec<W::Output>>, Error>
     where
-        W: WorkerFn<Args = (T,)>,
+        W: WorkerFn,
+        W::Args: SingleArg<T>,
     {
         Ok(AsyncResult::new(
             self.start_map::<W>(single_args(f, items), None)?,
@@ -490,7 +494,8 @@ impl WorkerPool {
         chunk_size: usize,
     ) -> Result<AsyncResult<Vec<W::Output>>, Error>
     where
-        W: WorkerFn<Args = (T,)>,
+        W: WorkerFn,
+        W::Args: SingleArg<T>,
     {
         Ok(AsyncResult::new(
             self.start_map::<W>(single_args(f, items), Some(chunk_size))?,
@@ -582,7 +587,9 @@ impl WorkerPool {
         items: impl IntoIterator<Item = T> + 'pool,
     ) -> Imap<'pool, W>
     where
-        W: WorkerFn<Args = (T,)>,
+        W: WorkerFn,
+        W::Args: SingleArg<T>,
+        T: 'pool,
     {
         self.imap_chunked(f, items, 1)
     }
@@ -595,10 +602,12 @@ impl WorkerPool {
         chunk_size: usize,
     ) -> Imap<'pool, W>
     where
-        W: WorkerFn<Args = (T,)>,
+        W: WorkerFn,
+        W::Args: SingleArg<T>,
+        T: 'pool,
     {
         let _ = f;
-        let input = Box::new(items.into_iter().map(|item| (item,)));
+        let input = Box::new(items.into_iter().map(SingleArg::from_item));
         Imap::new(self, input, chunk_size.max(1))
     }
 
@@ -609,7 +618,9 @@ impl WorkerPool {
         items: impl IntoIterator<Item = T> + 'pool,
     ) -> ImapUnordered<'pool, W>
     where
-        W: WorkerFn<Args = (T,)>,
+        W: WorkerFn,
+        W::Args: SingleArg<T>,
+        T: 'pool,
     {
         self.imap_unordered_chunked(f, items, 1)
     }
@@ -622,10 +633,12 @@ impl WorkerPool {
         chunk_size: usize,
     ) -> ImapUnordered<'pool, W>
     where
-        W: WorkerFn<Args = (T,)>,
+        W: WorkerFn,
+        W::Args: SingleArg<T>,
+        T: 'pool,
     {
         let _ = f;
-        let input = Box::new(items.into_iter().map(|item| (item,)));
+        let input = Box::new(items.into_iter().map(SingleArg::from_item));
         ImapUnordered::new(self, input, chunk_size.max(1))
     }
 
@@ -681,12 +694,13 @@ impl WorkerPool {
 }
 
 /// The items of a one-parameter worker as argument tuples.
-fn single_args<W, T>(f: W, items: impl IntoIterator<Item = T>) -> impl Iterator<Item = (T,)>
+fn single_args<W, T>(f: W, items: impl IntoIterator<Item = T>) -> impl Iterator<Item = W::Args>
 where
-    W: WorkerFn<Args = (T,)>,
+    W: WorkerFn,
+    W::Args: SingleArg<T>,
 {
     let _ = f;
-    items.into_iter().map(|item| (item,))
+    items.into_iter().map(SingleArg::from_item)
 }
 
 impl Drop for WorkerPool {
