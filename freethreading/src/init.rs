@@ -23,9 +23,16 @@ use crate::{Backend, Error, registry, with_backend};
 /// # Examples
 ///
 /// ```
-/// fn main() {
-///     freethreading::init();
-///     // ... the program: only the parent gets here ...
+/// use freethreading::{WorkerPool, worker};
+///
+/// #[worker]
+/// fn double(x: u32) -> u32 { 2 * x }
+///
+/// fn main() -> Result<(), freethreading::Error> {
+///     freethreading::init(); // a worker process never gets past this line
+///     let pool = WorkerPool::new(2)?;
+///     assert_eq!(pool.map(double, [1, 2])?, vec![2, 4]);
+///     Ok(())
 /// }
 /// ```
 pub fn init() {
