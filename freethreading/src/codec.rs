@@ -30,6 +30,30 @@ impl From<RemoteFailure> for Error {
     }
 }
 
+thread_local! {
+    /// The message of the last custom decode error raised on this thread. postcard keeps only
+    /// the fact that a custom error happened, so our own `Deserialize` impls leave the text
+    /// here for the error we report.
+    static CUSTOM_ERROR: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A custom decode error whose message survives postcard (use it in `Deserialize` impls).
+pub(crate) fn custom_error<E: serde::de::Error>(message: impl std::fmt::Display) -> E {
+    let message = message.to_string();
+    CUSTOM_ERROR.with(|last| *last.borrow_mut() = Some(message.clone()));
+    E::custom(message)
+}
+
+/// The text of a decode error, with the message of a custom error when we raised it.
+fn describe(error: postcard::Error) -> String {
+    match error {
+        postcard::Error::SerdeDeCustom => CUSTOM_ERROR
+            .with(|last| last.borrow_mut().take())
+            .unwrap_or_else(|| error.to_string()),
+        other => other.to_string(),
+    }
+}
+
 /// A postcard output that appends to a borrowed `Vec` (byte pushes stay plain `Vec::push`).
 struct AppendTo<'a>(&'a mut Vec<u8>);
 
@@ -186,7 +210,7 @@ impl<'a> ChunkReader<'a> {
             Err(e) => {
                 self.failed = true;
                 Some(Err(Error::Deserialize {
-                    detail: e.to_string(),
+                    detail: describe(e),
                 }))
             }
         }
@@ -208,7 +232,7 @@ pub(crate) fn decode_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error
             detail: format!("{} trailing bytes", rest.len()),
         }),
         Err(e) => Err(Error::Deserialize {
-            detail: e.to_string(),
+            detail: describe(e),
         }),
     }
 }
@@ -230,6 +254,24 @@ mod tests {
         }
         assert!(reader.finish());
         assert_eq!(out, items);
+    }
+
+    #[test]
+    fn custom_decode_errors_keep_their_message() {
+        struct Picky;
+        impl<'de> Deserialize<'de> for Picky {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let _ = u8::deserialize(deserializer)?;
+                Err(custom_error("a stale handle"))
+            }
+        }
+        let mut buf = Vec::new();
+        encode_chunk(&[1u8], &mut buf).unwrap();
+        let mut reader = ChunkReader::new(&buf).unwrap();
+        match reader.next_item::<Picky>() {
+            Some(Err(Error::Deserialize { detail })) => assert_eq!(detail, "a stale handle"),
+            other => panic!("unexpected {:?}", other.map(|r| r.map(|_| ()))),
+        }
     }
 
     #[test]

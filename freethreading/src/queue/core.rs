@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::de::{DeserializeOwned, Error as _};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::{GetError, PutError};
@@ -185,16 +185,17 @@ impl<T: Send + 'static> Core<T> {
         let flavor = match Wire::deserialize(deserializer)? {
             Wire::Local { pid, id } => {
                 if pid != crate::shm::pid() {
-                    return Err(D::Error::custom(format!(
+                    return Err(crate::codec::custom_error(format!(
                         "a {label} created on the threading backend cannot be used in another \
                          process; create it while the multiprocessing backend is in force"
                     )));
                 }
-                Flavor::Local(local::import(id, label).map_err(D::Error::custom)?)
+                Flavor::Local(local::import(id, label).map_err(crate::codec::custom_error)?)
             }
             Wire::Shared(raw) => {
-                let handle = Handle::adopt(raw, Kind::Queue).map_err(D::Error::custom)?;
-                let ring = Ring::adopt(handle, type_tag::<T>(label)).map_err(D::Error::custom)?;
+                let handle = Handle::adopt(raw, Kind::Queue).map_err(crate::codec::custom_error)?;
+                let ring = Ring::adopt(handle, type_tag::<T>(label))
+                    .map_err(crate::codec::custom_error)?;
                 Flavor::Shared(ring, PhantomData)
             }
         };

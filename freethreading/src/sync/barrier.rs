@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::codec::{self, ChunkReader, RemoteFailure};
@@ -584,10 +583,11 @@ impl<'de> Deserialize<'de> for Barrier {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Barrier, D::Error> {
         let (raw, action) = <(RawHandle, Option<String>)>::deserialize(deserializer)?;
         if let Some(name) = &action {
-            registry::lookup(name).map_err(D::Error::custom)?;
+            registry::lookup(name).map_err(crate::codec::custom_error)?;
         }
-        let handle = Handle::adopt(raw, Kind::Barrier).map_err(D::Error::custom)?;
-        let inner = Inner::attach(handle, action.map(Arc::from)).map_err(D::Error::custom)?;
+        let handle = Handle::adopt(raw, Kind::Barrier).map_err(crate::codec::custom_error)?;
+        let inner =
+            Inner::attach(handle, action.map(Arc::from)).map_err(crate::codec::custom_error)?;
         Ok(Barrier {
             inner: Arc::new(inner),
         })

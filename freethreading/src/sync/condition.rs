@@ -17,7 +17,6 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::Error;
@@ -586,7 +585,7 @@ impl Serialize for Condition {
 impl<'de> Deserialize<'de> for Condition {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Condition, D::Error> {
         let (raw, lock) = <(RawHandle, CondLock)>::deserialize(deserializer)?;
-        let handle = Handle::adopt(raw, Kind::Condition).map_err(D::Error::custom)?;
+        let handle = Handle::adopt(raw, Kind::Condition).map_err(crate::codec::custom_error)?;
         Ok(Condition::from_parts(handle, lock))
     }
 }

@@ -42,7 +42,6 @@ pub use lock::{Lock, LockGuard};
 pub use rlock::{RLock, RLockGuard};
 pub use semaphore::{BoundedSemaphore, Semaphore, SemaphorePermit};
 
-use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::shm::arena::{Handle, Kind, RawHandle};
@@ -118,7 +117,7 @@ fn deserialize_handle<'de, D: Deserializer<'de>>(
     kind: Kind,
 ) -> Result<Handle, D::Error> {
     let raw = RawHandle::deserialize(deserializer)?;
-    Handle::adopt(raw, kind).map_err(D::Error::custom)
+    Handle::adopt(raw, kind).map_err(crate::codec::custom_error)
 }
 
 /// Panics with the error's message: for constructors whose only failure is shared memory
