@@ -33,6 +33,13 @@ pub struct Bytes(pub Vec<u8>);
 
 impl Bytes {
     /// The bytes as a `Vec`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bytes = freethreading::Bytes::from(vec![1, 2]);
+    /// assert_eq!(bytes.into_vec(), vec![1, 2]);
+    /// ```
     pub fn into_vec(self) -> Vec<u8> {
         self.0
     }

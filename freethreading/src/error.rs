@@ -10,6 +10,15 @@ use std::fmt;
 use std::sync::Arc;
 
 /// How a child process ended.
+///
+/// # Examples
+///
+/// ```
+/// use freethreading::ExitReason;
+///
+/// assert_eq!(ExitReason::Signal(9).to_string(), "signal 9 (SIGKILL)");
+/// assert_eq!(ExitReason::Code(3).to_string(), "exit code 3");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ExitReason {
     /// It exited with this status code.
@@ -61,6 +70,25 @@ fn signal_name(signal: i32) -> Option<&'static str> {
 /// The enum is `#[non_exhaustive]`: match the variants you handle and keep a wildcard arm.
 /// It is `Clone` so that one failure (say, a dead child) can be reported to every item it
 /// affected.
+///
+/// # Examples
+///
+/// ```
+/// use freethreading::{Error, WorkerPool, worker};
+///
+/// #[worker]
+/// fn check(x: i32) -> i32 {
+///     assert!(x >= 0, "negative input {x}");
+///     x
+/// }
+///
+/// let pool = WorkerPool::new(1)?;
+/// match pool.apply(check, (-1,)) {
+///     Err(Error::TaskPanicked { message }) => assert_eq!(message, "negative input -1"),
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// # Ok::<(), freethreading::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Error {

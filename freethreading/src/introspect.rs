@@ -20,6 +20,13 @@ use crate::{Backend, get_backend};
 
 /// A snapshot of a worker's identity: what Python's `Thread`/`Process` objects expose
 /// through `name` and `ident`.
+///
+/// # Examples
+///
+/// ```
+/// let me = freethreading::current_worker();
+/// println!("{} ({})", me.name(), me.ident());
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct WorkerInfo {
     name: String,
@@ -32,12 +39,30 @@ impl WorkerInfo {
     }
 
     /// The worker's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{Backend, current_worker, with_backend};
+    ///
+    /// let me = with_backend(Backend::Multiprocessing, current_worker);
+    /// assert_eq!(me.name(), "MainProcess");
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The worker's id: a thread id on the threading backend, a process id on the process
     /// backend (see [`get_ident`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{Backend, current_worker, with_backend};
+    ///
+    /// let me = with_backend(Backend::Multiprocessing, current_worker);
+    /// assert_eq!(me.ident(), u64::from(std::process::id()));
+    /// ```
     pub fn ident(&self) -> u64 {
         self.ident
     }

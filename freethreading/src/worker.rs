@@ -19,6 +19,24 @@ use crate::process::wire::{self, FromChild};
 use crate::{Backend, Error, ExitReason, WorkerFn};
 
 /// How a worker's target ended.
+///
+/// # Examples
+///
+/// ```
+/// use freethreading::{Worker, WorkerExit, worker};
+///
+/// #[worker]
+/// fn fail(reason: String) { panic!("{reason}") }
+///
+/// let w = Worker::new(fail, ("no input".to_owned(),))?;
+/// w.start()?;
+/// match w.join()? {
+///     WorkerExit::Returned => println!("done"),
+///     WorkerExit::Panicked { message } => assert_eq!(message, "no input"),
+///     WorkerExit::Died { pid, reason } => println!("process {pid} died: {reason}"),
+/// }
+/// # Ok::<(), freethreading::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WorkerExit {
     /// The function returned.
@@ -180,6 +198,19 @@ impl std::fmt::Debug for WorkerBuilder {
 
 impl WorkerBuilder {
     /// The worker's name (default `Worker-<n>`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{Worker, WorkerExit, worker};
+    ///
+    /// #[worker]
+    /// fn noop() {}
+    ///
+    /// let w = Worker::builder(noop, ()).name("cleaner").build()?;
+    /// assert_eq!(w.name(), "cleaner");
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -188,12 +219,38 @@ impl WorkerBuilder {
     /// Whether the program may end without waiting for this worker (default: inherited from
     /// the creating worker, `false` in the main program). Daemon process workers are killed
     /// when the parent exits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{Worker, WorkerExit, worker};
+    ///
+    /// #[worker]
+    /// fn noop() {}
+    ///
+    /// let w = Worker::builder(noop, ()).daemon(true).build()?;
+    /// assert!(w.daemon());
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn daemon(mut self, daemon: bool) -> Self {
         self.daemon = Some(daemon);
         self
     }
 
     /// Run on this backend instead of the one in force.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{Backend, Worker, worker};
+    ///
+    /// #[worker]
+    /// fn noop() {}
+    ///
+    /// let w = Worker::builder(noop, ()).backend(Backend::Threading).build()?;
+    /// assert_eq!(w.backend(), Backend::Threading);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn backend(mut self, backend: Backend) -> Self {
         self.backend = Some(backend);
         self
@@ -205,6 +262,19 @@ impl WorkerBuilder {
     ///
     /// [`Error::InvalidBackend`] for a bad `FREETHREADING_BACKEND`; a serialisation error if
     /// the arguments cannot be encoded (process backend); [`Error::DuplicateWorkerName`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{Worker, WorkerExit, worker};
+    ///
+    /// #[worker]
+    /// fn noop() {}
+    ///
+    /// let w = Worker::builder(noop, ()).build()?;
+    /// assert!(!w.is_alive());
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn build(self) -> Result<Worker, Error> {
         let backend = match self.backend {
             Some(backend) => backend,
@@ -284,11 +354,38 @@ impl Worker {
     /// # Errors
     ///
     /// As [`WorkerBuilder::build`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{Worker, WorkerExit, worker};
+    ///
+    /// #[worker]
+    /// fn noop() {}
+    ///
+    /// let w = Worker::new(noop, ())?;
+    /// w.start()?;
+    /// assert_eq!(w.join()?, WorkerExit::Returned);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn new<W: WorkerFn>(target: W, args: W::Args) -> Result<Self, Error> {
         Self::builder(target, args).build()
     }
 
     /// A builder for a worker with a name, daemon flag or backend.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{Worker, WorkerExit, worker};
+    ///
+    /// #[worker]
+    /// fn noop() {}
+    ///
+    /// let w = Worker::builder(noop, ()).name("n").daemon(false).build()?;
+    /// assert_eq!(w.name(), "n");
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn builder<W: WorkerFn>(target: W, args: W::Args) -> WorkerBuilder {
         let _ = target;
         WorkerBuilder {
@@ -305,6 +402,21 @@ impl Worker {
     ///
     /// [`Error::AlreadyStarted`] on a second call; on the process backend the child's start
     /// errors ([`Error::Spawn`], [`Error::ChildNotInitialized`], [`Error::Handshake`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{Error, Worker, worker};
+    ///
+    /// #[worker]
+    /// fn noop() {}
+    ///
+    /// let w = Worker::new(noop, ())?;
+    /// w.start()?;
+    /// assert!(matches!(w.start(), Err(Error::AlreadyStarted)));
+    /// w.join()?;
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn start(&self) -> Result<(), Error> {
         let (target, name, daemon) = {
             let mut settings = self.inner.settings();
@@ -411,6 +523,20 @@ impl Worker {
     /// [`Error::NotStarted`] before [`start`](Self::start); [`Error::InvalidArgument`] when a
     /// worker joins itself; the error that prevented the target from running at all (a
     /// failed start, a corrupt answer).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{Worker, WorkerExit, worker};
+    ///
+    /// #[worker]
+    /// fn fail() { panic!("oops") }
+    ///
+    /// let w = Worker::new(fail, ())?;
+    /// w.start()?;
+    /// assert_eq!(w.join()?, WorkerExit::Panicked { message: "oops".into() });
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn join(&self) -> Result<WorkerExit, Error> {
         self.join_until(None)?.ok_or(Error::Timeout)
     }
@@ -421,6 +547,21 @@ impl Worker {
     /// # Errors
     ///
     /// As [`join`](Self::join).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{Worker, WorkerExit, worker};
+    ///
+    /// #[worker]
+    /// fn noop() {}
+    /// use std::time::Duration;
+    ///
+    /// let w = Worker::new(noop, ())?;
+    /// w.start()?;
+    /// assert_eq!(w.join_timeout(Duration::from_secs(30))?, Some(WorkerExit::Returned));
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn join_timeout(&self, timeout: Duration) -> Result<Option<WorkerExit>, Error> {
         self.join_until(Some(Instant::now() + timeout))
     }
@@ -448,11 +589,40 @@ impl Worker {
     }
 
     /// Whether the worker has started and not yet finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{Worker, WorkerExit, worker};
+    ///
+    /// #[worker]
+    /// fn noop() {}
+    ///
+    /// let w = Worker::new(noop, ())?;
+    /// assert!(!w.is_alive()); // not started
+    /// w.start()?;
+    /// w.join()?;
+    /// assert!(!w.is_alive()); // finished
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn is_alive(&self) -> bool {
         self.inner.settings().started && !self.inner.done.is_set()
     }
 
     /// The worker's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{Worker, WorkerExit, worker};
+    ///
+    /// #[worker]
+    /// fn noop() {}
+    ///
+    /// let w = Worker::new(noop, ())?;
+    /// assert!(w.name().starts_with("Worker-"));
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn name(&self) -> String {
         self.inner.settings().name.clone()
     }
@@ -462,6 +632,20 @@ impl Worker {
     /// # Errors
     ///
     /// [`Error::AlreadyStarted`] once started (a running child could not see the new name).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{Worker, WorkerExit, worker};
+    ///
+    /// #[worker]
+    /// fn noop() {}
+    ///
+    /// let w = Worker::new(noop, ())?;
+    /// w.set_name("renamed")?;
+    /// assert_eq!(w.name(), "renamed");
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn set_name(&self, name: impl Into<String>) -> Result<(), Error> {
         let mut settings = self.inner.settings();
         if settings.started {
@@ -472,6 +656,18 @@ impl Worker {
     }
 
     /// Whether the worker is a daemon.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{Worker, WorkerExit, worker};
+    ///
+    /// #[worker]
+    /// fn noop() {}
+    ///
+    /// assert!(!Worker::new(noop, ())?.daemon());
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn daemon(&self) -> bool {
         self.inner.settings().daemon
     }
@@ -481,6 +677,20 @@ impl Worker {
     /// # Errors
     ///
     /// [`Error::AlreadyStarted`] once started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{Worker, WorkerExit, worker};
+    ///
+    /// #[worker]
+    /// fn noop() {}
+    ///
+    /// let w = Worker::new(noop, ())?;
+    /// w.set_daemon(true)?;
+    /// assert!(w.daemon());
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn set_daemon(&self, daemon: bool) -> Result<(), Error> {
         let mut settings = self.inner.settings();
         if settings.started {
@@ -491,11 +701,39 @@ impl Worker {
     }
 
     /// The worker's id once started: its thread id, or its child's process id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{Worker, WorkerExit, worker};
+    ///
+    /// #[worker]
+    /// fn noop() {}
+    ///
+    /// let w = Worker::new(noop, ())?;
+    /// assert_eq!(w.ident(), None);
+    /// w.start()?;
+    /// assert!(w.ident().is_some());
+    /// w.join()?;
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn ident(&self) -> Option<u64> {
         self.inner.settings().ident
     }
 
     /// The backend this worker runs on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{Worker, get_backend, worker};
+    ///
+    /// #[worker]
+    /// fn noop() {}
+    ///
+    /// assert_eq!(Worker::new(noop, ())?.backend(), get_backend());
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn backend(&self) -> Backend {
         self.inner.backend
     }

@@ -63,6 +63,25 @@ impl<'pool, A> Feeder<'pool, A> {
 /// Results of [`WorkerPool::imap`], in input order: one `Result` per input item.
 ///
 /// A failed item yields its error and iteration goes on with the next item.
+///
+/// # Examples
+///
+/// ```
+/// use freethreading::{WorkerPool, worker};
+///
+/// #[worker]
+/// fn halve(x: u32) -> u32 {
+///     assert!(x % 2 == 0, "odd");
+///     x / 2
+/// }
+///
+/// let pool = WorkerPool::new(2)?;
+/// let results: Vec<_> = pool.imap(halve, [2, 3, 4]).collect();
+/// assert_eq!(*results[0].as_ref().unwrap(), 1);
+/// assert!(results[1].is_err()); // the failure of item 1 ...
+/// assert_eq!(*results[2].as_ref().unwrap(), 2); // ... does not stop item 2
+/// # Ok::<(), freethreading::Error>(())
+/// ```
 pub struct Imap<'pool, W: WorkerFn> {
     feeder: Feeder<'pool, W::Args>,
     ahead: VecDeque<Arc<Items<ChunkBuffer<W::Output>>>>,
@@ -129,6 +148,20 @@ impl<W: WorkerFn> Iterator for Imap<'_, W> {
 
 /// Results of [`WorkerPool::imap_unordered`], in completion order: one `Result` per input
 /// item.
+///
+/// # Examples
+///
+/// ```
+/// use freethreading::{WorkerPool, worker};
+///
+/// #[worker]
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// let pool = WorkerPool::new(2)?;
+/// let total: u64 = pool.imap_unordered(square, 0..100u64).map(Result::unwrap).sum();
+/// assert_eq!(total, (0..100u64).map(|x| x * x).sum());
+/// # Ok::<(), freethreading::Error>(())
+/// ```
 pub struct ImapUnordered<'pool, W: WorkerFn> {
     feeder: Feeder<'pool, W::Args>,
     sink: Arc<Items<Unordered<W::Output>>>,

@@ -105,6 +105,14 @@ pub struct WorkerPoolBuilder {
 
 impl WorkerPoolBuilder {
     /// The number of workers. Default: [`std::thread::available_parallelism`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = freethreading::WorkerPool::builder().workers(3).build()?;
+    /// assert_eq!(pool.workers(), 3);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = Some(workers);
         self
@@ -122,6 +130,22 @@ impl WorkerPoolBuilder {
 
     /// Replace each worker after it has run this many tasks (chunks), as Python's
     /// `maxtasksperchild`: a fresh child process (new pid) or a fresh thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{WorkerPool, worker};
+    ///
+    /// #[worker]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[worker]
+    /// fn add(a: u64, b: u64) -> u64 { a + b }
+    ///
+    /// let pool = WorkerPool::builder().workers(1).max_tasks_per_child(10).build()?;
+    /// assert_eq!(pool.map(square, 0..100u64)?.len(), 100);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn max_tasks_per_child(mut self, tasks: usize) -> Self {
         self.max_tasks_per_child = Some(tasks);
         self
@@ -129,12 +153,33 @@ impl WorkerPoolBuilder {
 
     /// How long a new child process may take to start and answer (process backend).
     /// Default 30 s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let pool = freethreading::WorkerPool::builder()
+    ///     .start_timeout(Duration::from_secs(5))
+    ///     .build()?;
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn start_timeout(mut self, timeout: Duration) -> Self {
         self.start_timeout = timeout;
         self
     }
 
     /// Use this backend instead of the one in force ([`crate::get_backend`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{Backend, WorkerPool};
+    ///
+    /// let pool = WorkerPool::builder().backend(Backend::Threading).build()?;
+    /// assert_eq!(pool.backend(), Backend::Threading);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn backend(mut self, backend: Backend) -> Self {
         self.backend = Some(backend);
         self
@@ -148,6 +193,14 @@ impl WorkerPoolBuilder {
     /// [`Error::InvalidBackend`] for a bad `FREETHREADING_BACKEND`; a serialisation error for
     /// the initializer's arguments; on the process backend, [`Error::Spawn`],
     /// [`Error::ChildNotInitialized`] or [`Error::Handshake`] when a child cannot start.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{Error, WorkerPool};
+    ///
+    /// assert!(matches!(WorkerPool::builder().workers(0).build(), Err(Error::InvalidArgument(_))));
+    /// ```
     pub fn build(self) -> Result<WorkerPool, Error> {
         let backend = match self.backend {
             Some(backend) => backend,
@@ -253,11 +306,35 @@ impl WorkerPool {
     /// # Errors
     ///
     /// As [`WorkerPoolBuilder::build`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{WorkerPool, worker};
+    ///
+    /// #[worker]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[worker]
+    /// fn add(a: u64, b: u64) -> u64 { a + b }
+    ///
+    /// let pool = WorkerPool::new(2)?;
+    /// assert_eq!(pool.map(square, [3u64])?, vec![9]);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn new(workers: usize) -> Result<Self, Error> {
         Self::builder().workers(workers).build()
     }
 
     /// A builder for the other settings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = freethreading::WorkerPool::builder().workers(2).build()?;
+    /// assert_eq!(pool.workers(), 2);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn builder() -> WorkerPoolBuilder {
         WorkerPoolBuilder {
             workers: None,
@@ -269,6 +346,14 @@ impl WorkerPool {
     }
 
     /// The number of workers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = freethreading::WorkerPool::new(3)?;
+    /// assert_eq!(pool.workers(), 3);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn workers(&self) -> usize {
         match &self.engine {
             Engine::Threads(e) => e.workers(),
@@ -277,12 +362,32 @@ impl WorkerPool {
     }
 
     /// The backend this pool runs on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{Backend, WorkerPool, with_backend};
+    ///
+    /// let pool = with_backend(Backend::Threading, || WorkerPool::new(1))?;
+    /// assert_eq!(pool.backend(), Backend::Threading);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn backend(&self) -> Backend {
         self.backend
     }
 
     /// The process ids of the current children (empty on the threading backend). They change
     /// when a child dies or is recycled by `max_tasks_per_child`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{Backend, WorkerPool};
+    ///
+    /// let pool = WorkerPool::builder().backend(Backend::Threading).workers(2).build()?;
+    /// assert!(pool.pids().is_empty()); // threads have no pids of their own
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn pids(&self) -> Vec<u32> {
         match &self.engine {
             Engine::Threads(_) => Vec::new(),
@@ -404,6 +509,22 @@ impl WorkerPool {
     ///
     /// The task's failure ([`Error::TaskPanicked`], [`Error::WorkerDied`], a serialisation
     /// error), or [`Error::Closed`] after [`close`](Self::close)/[`terminate`](Self::terminate).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{WorkerPool, worker};
+    ///
+    /// #[worker]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[worker]
+    /// fn add(a: u64, b: u64) -> u64 { a + b }
+    ///
+    /// let pool = WorkerPool::new(1)?;
+    /// assert_eq!(pool.apply(add, (40, 2))?, 42);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn apply<W: WorkerFn>(&self, f: W, args: W::Args) -> Result<W::Output, Error> {
         self.apply_async(f, args)?.get()
     }
@@ -414,6 +535,23 @@ impl WorkerPool {
     ///
     /// [`Error::Closed`] when the pool no longer accepts work; task failures come from the
     /// returned handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{WorkerPool, worker};
+    ///
+    /// #[worker]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[worker]
+    /// fn add(a: u64, b: u64) -> u64 { a + b }
+    ///
+    /// let pool = WorkerPool::new(1)?;
+    /// let pending = pool.apply_async(add, (1, 2))?;
+    /// assert_eq!(pending.get()?, 3);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn apply_async<W: WorkerFn>(
         &self,
         f: W,
@@ -433,6 +571,22 @@ impl WorkerPool {
     ///
     /// The error of the first failed item (lowest index among the failures seen),
     /// or [`Error::Closed`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{WorkerPool, worker};
+    ///
+    /// #[worker]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[worker]
+    /// fn add(a: u64, b: u64) -> u64 { a + b }
+    ///
+    /// let pool = WorkerPool::new(2)?;
+    /// assert_eq!(pool.map(square, 0..4u64)?, vec![0, 1, 4, 9]);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn map<W, T>(
         &self,
         f: W,
@@ -450,6 +604,22 @@ impl WorkerPool {
     /// # Errors
     ///
     /// As [`map`](Self::map), and [`Error::InvalidArgument`] for a zero chunk size.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{WorkerPool, worker};
+    ///
+    /// #[worker]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[worker]
+    /// fn add(a: u64, b: u64) -> u64 { a + b }
+    ///
+    /// let pool = WorkerPool::new(2)?;
+    /// assert_eq!(pool.map_chunked(square, 0..4u64, 2)?, vec![0, 1, 4, 9]);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn map_chunked<W, T>(
         &self,
         f: W,
@@ -468,6 +638,23 @@ impl WorkerPool {
     /// # Errors
     ///
     /// [`Error::Closed`]; task failures come from the handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{WorkerPool, worker};
+    ///
+    /// #[worker]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[worker]
+    /// fn add(a: u64, b: u64) -> u64 { a + b }
+    ///
+    /// let pool = WorkerPool::new(2)?;
+    /// let pending = pool.map_async(square, 0..3u64)?;
+    /// assert_eq!(pending.get()?, vec![0, 1, 4]);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn map_async<W, T>(
         &self,
         f: W,
@@ -487,6 +674,22 @@ impl WorkerPool {
     /// # Errors
     ///
     /// As [`map_async`](Self::map_async), and [`Error::InvalidArgument`] for a zero chunk size.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{WorkerPool, worker};
+    ///
+    /// #[worker]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[worker]
+    /// fn add(a: u64, b: u64) -> u64 { a + b }
+    ///
+    /// let pool = WorkerPool::new(2)?;
+    /// assert_eq!(pool.map_async_chunked(square, [2u64, 3], 1)?.get()?, vec![4, 9]);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn map_async_chunked<W, T>(
         &self,
         f: W,
@@ -507,6 +710,22 @@ impl WorkerPool {
     /// # Errors
     ///
     /// As [`map`](Self::map).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{WorkerPool, worker};
+    ///
+    /// #[worker]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[worker]
+    /// fn add(a: u64, b: u64) -> u64 { a + b }
+    ///
+    /// let pool = WorkerPool::new(2)?;
+    /// assert_eq!(pool.starmap(add, [(1, 2), (3, 4)])?, vec![3, 7]);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn starmap<W: WorkerFn>(
         &self,
         f: W,
@@ -521,6 +740,22 @@ impl WorkerPool {
     /// # Errors
     ///
     /// As [`map_chunked`](Self::map_chunked).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{WorkerPool, worker};
+    ///
+    /// #[worker]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[worker]
+    /// fn add(a: u64, b: u64) -> u64 { a + b }
+    ///
+    /// let pool = WorkerPool::new(2)?;
+    /// assert_eq!(pool.starmap_chunked(add, [(1, 1), (2, 2)], 1)?, vec![2, 4]);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn starmap_chunked<W: WorkerFn>(
         &self,
         f: W,
@@ -536,6 +771,22 @@ impl WorkerPool {
     /// # Errors
     ///
     /// As [`map_async`](Self::map_async).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{WorkerPool, worker};
+    ///
+    /// #[worker]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[worker]
+    /// fn add(a: u64, b: u64) -> u64 { a + b }
+    ///
+    /// let pool = WorkerPool::new(2)?;
+    /// assert_eq!(pool.starmap_async(add, [(5, 5)])?.get()?, vec![10]);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn starmap_async<W: WorkerFn>(
         &self,
         f: W,
@@ -550,6 +801,22 @@ impl WorkerPool {
     /// # Errors
     ///
     /// As [`map_async_chunked`](Self::map_async_chunked).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{WorkerPool, worker};
+    ///
+    /// #[worker]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[worker]
+    /// fn add(a: u64, b: u64) -> u64 { a + b }
+    ///
+    /// let pool = WorkerPool::new(2)?;
+    /// assert_eq!(pool.starmap_async_chunked(add, [(1, 0)], 1)?.get()?, vec![1]);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn starmap_async_chunked<W: WorkerFn>(
         &self,
         f: W,
@@ -595,6 +862,23 @@ impl WorkerPool {
     }
 
     /// [`imap`](Self::imap) sending `chunk_size` items per task (a zero size counts as 1).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{WorkerPool, worker};
+    ///
+    /// #[worker]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[worker]
+    /// fn add(a: u64, b: u64) -> u64 { a + b }
+    ///
+    /// let pool = WorkerPool::new(2)?;
+    /// let squares: Vec<u64> = pool.imap_chunked(square, 0..6u64, 3).collect::<Result<_, _>>()?;
+    /// assert_eq!(squares, vec![0, 1, 4, 9, 16, 25]);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn imap_chunked<'pool, W, T>(
         &'pool self,
         f: W,
@@ -612,6 +896,24 @@ impl WorkerPool {
     }
 
     /// Like [`imap`](Self::imap), but yields results as they complete.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{WorkerPool, worker};
+    ///
+    /// #[worker]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[worker]
+    /// fn add(a: u64, b: u64) -> u64 { a + b }
+    ///
+    /// let pool = WorkerPool::new(2)?;
+    /// let mut squares: Vec<u64> = pool.imap_unordered(square, 0..4u64).collect::<Result<_, _>>()?;
+    /// squares.sort();
+    /// assert_eq!(squares, vec![0, 1, 4, 9]);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn imap_unordered<'pool, W, T>(
         &'pool self,
         f: W,
@@ -626,6 +928,22 @@ impl WorkerPool {
     }
 
     /// [`imap_unordered`](Self::imap_unordered) sending `chunk_size` items per task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{WorkerPool, worker};
+    ///
+    /// #[worker]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[worker]
+    /// fn add(a: u64, b: u64) -> u64 { a + b }
+    ///
+    /// let pool = WorkerPool::new(2)?;
+    /// assert_eq!(pool.imap_unordered_chunked(square, 0..10u64, 4).count(), 10);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn imap_unordered_chunked<'pool, W, T>(
         &'pool self,
         f: W,
@@ -652,6 +970,26 @@ impl WorkerPool {
     }
 
     /// Stops accepting work; queued work still runs, then the workers exit. Idempotent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{WorkerPool, worker};
+    ///
+    /// #[worker]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[worker]
+    /// fn add(a: u64, b: u64) -> u64 { a + b }
+    ///
+    /// let pool = WorkerPool::new(2)?;
+    /// let pending = pool.map_async(square, 0..10u64)?;
+    /// pool.close();
+    /// assert!(pool.map(square, [1u64]).is_err()); // closed
+    /// assert_eq!(pending.get()?.len(), 10);      // queued work still ran
+    /// pool.join()?;
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn close(&self) {
         match &self.engine {
             Engine::Threads(e) => e.close(),
@@ -662,6 +1000,24 @@ impl WorkerPool {
     /// Stops at once: queued work is discarded ([`Error::Terminated`]), child processes are
     /// killed. Threads cannot be killed: a task already running on a pool thread finishes in
     /// the background. Idempotent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{WorkerPool, worker};
+    ///
+    /// #[worker]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[worker]
+    /// fn add(a: u64, b: u64) -> u64 { a + b }
+    ///
+    /// let pool = WorkerPool::new(1)?;
+    /// pool.terminate();
+    /// pool.join()?;
+    /// assert!(pool.apply(square, (2,)).is_err());
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn terminate(&self) {
         match &self.engine {
             Engine::Threads(e) => e.terminate(),
@@ -675,6 +1031,18 @@ impl WorkerPool {
     ///
     /// [`Error::StillRunning`] unless [`close`](Self::close) or
     /// [`terminate`](Self::terminate) was called first, as in Python.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{Error, WorkerPool};
+    ///
+    /// let pool = WorkerPool::new(1)?;
+    /// assert!(matches!(pool.join(), Err(Error::StillRunning)));
+    /// pool.close();
+    /// pool.join()?;
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn join(&self) -> Result<(), Error> {
         match &self.engine {
             Engine::Threads(e) => e.join(),

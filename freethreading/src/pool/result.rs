@@ -88,6 +88,19 @@ impl<R> AsyncResult<R> {
     ///
     /// The task's failure ([`Error::TaskPanicked`], [`Error::WorkerDied`], ...), or
     /// [`Error::ResultTaken`] after a successful [`get_timeout`](Self::get_timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{WorkerPool, worker};
+    ///
+    /// #[worker]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// let pool = WorkerPool::new(1)?;
+    /// assert_eq!(pool.map_async(square, [4u64])?.get()?, vec![16]);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn get(self) -> Result<R, Error> {
         self.source.latch().wait(None);
         self.source.take()
@@ -122,22 +135,83 @@ impl<R> AsyncResult<R> {
     }
 
     /// Blocks until the result is ready.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{WorkerPool, worker};
+    ///
+    /// #[worker]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// let pool = WorkerPool::new(1)?;
+    /// let pending = pool.apply_async(square, (3,))?;
+    /// pending.wait();
+    /// assert!(pending.ready());
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn wait(&self) {
         self.source.latch().wait(None);
     }
 
     /// Blocks until the result is ready or `timeout` passes; returns whether it is ready.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{WorkerPool, worker};
+    ///
+    /// #[worker]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// let pool = WorkerPool::new(1)?;
+    /// use std::time::Duration;
+    ///
+    /// let pending = pool.apply_async(square, (3,))?;
+    /// assert!(pending.wait_timeout(Duration::from_secs(30)));
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.source.latch().wait(Some(Instant::now() + timeout))
     }
 
     /// Whether the result is ready.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{WorkerPool, worker};
+    ///
+    /// #[worker]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// let pool = WorkerPool::new(1)?;
+    /// let pending = pool.apply_async(square, (3,))?;
+    /// pending.wait();
+    /// assert!(pending.ready());
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn ready(&self) -> bool {
         self.source.latch().is_set()
     }
 
     /// Whether every item succeeded: `None` while not ready (where Python raises
     /// `ValueError`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{WorkerPool, worker};
+    ///
+    /// #[worker]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// let pool = WorkerPool::new(1)?;
+    /// let pending = pool.apply_async(square, (3,))?;
+    /// pending.wait();
+    /// assert_eq!(pending.successful(), Some(true));
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn successful(&self) -> Option<bool> {
         self.source.succeeded()
     }
