@@ -66,6 +66,14 @@ impl WorkerPoolExecutorBuilder {
     /// backends. (Python's default is `min(32, cpu + 4)` for threads, which pays off for
     /// threads that mostly wait on I/O; here every worker runs CPU-bound `#[worker]` code in
     /// true parallel, so more workers than CPUs only adds switching.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let executor = freethreading::WorkerPoolExecutor::builder().max_workers(3).build()?;
+    /// assert_eq!(executor.max_workers(), 3);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn max_workers(mut self, workers: usize) -> Self {
         self.max_workers = Some(workers);
         self
@@ -74,6 +82,18 @@ impl WorkerPoolExecutorBuilder {
     /// A `#[worker]` function returning `()` that every worker runs once, with `args`, before
     /// its first task (again in every replacement worker). If it panics, the executor is
     /// broken: pending futures and later submits fail with [`Error::BrokenExecutor`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{WorkerPoolExecutor, worker};
+    ///
+    /// #[worker]
+    /// fn setup(level: u8) { let _ = level; }
+    ///
+    /// let executor = WorkerPoolExecutor::builder().initializer(setup, (3,)).build()?;
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn initializer<W: WorkerFn<Output = ()>>(mut self, init: W, args: W::Args) -> Self {
         self.pool = self.pool.initializer(init, args);
         self
@@ -81,12 +101,33 @@ impl WorkerPoolExecutorBuilder {
 
     /// How long a new child process may take to start and answer (process backend).
     /// Default 30 s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let executor = freethreading::WorkerPoolExecutor::builder()
+    ///     .start_timeout(Duration::from_secs(5))
+    ///     .build()?;
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn start_timeout(mut self, timeout: Duration) -> Self {
         self.pool = self.pool.start_timeout(timeout);
         self
     }
 
     /// Use this backend instead of the one in force ([`crate::get_backend`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{Backend, WorkerPoolExecutor};
+    ///
+    /// let executor = WorkerPoolExecutor::builder().backend(Backend::Threading).build()?;
+    /// assert_eq!(executor.backend(), Backend::Threading);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn backend(mut self, backend: Backend) -> Self {
         self.pool = self.pool.backend(backend);
         self
@@ -100,6 +141,15 @@ impl WorkerPoolExecutorBuilder {
     /// [`Error::InvalidBackend`] for a bad `FREETHREADING_BACKEND`; a serialisation error for
     /// the initializer's arguments; on the process backend, [`Error::Spawn`],
     /// [`Error::ChildNotInitialized`] or [`Error::Handshake`] when a child cannot start.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{Error, WorkerPoolExecutor};
+    ///
+    /// let zero = WorkerPoolExecutor::builder().max_workers(0).build();
+    /// assert!(matches!(zero, Err(Error::InvalidArgument(_))));
+    /// ```
     pub fn build(self) -> Result<WorkerPoolExecutor, Error> {
         let mut pool = self.pool;
         match self.max_workers {
@@ -195,6 +245,14 @@ impl WorkerPoolExecutor {
     /// assert!(matches!(WorkerPoolExecutor::new(0), Err(Error::InvalidArgument(_))));
     /// # Ok::<(), freethreading::Error>(())
     /// ```
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let executor = freethreading::WorkerPoolExecutor::new(2)?;
+    /// assert_eq!(executor.max_workers(), 2);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn new(max_workers: usize) -> Result<Self, Error> {
         Self::builder().max_workers(max_workers).build()
     }
@@ -210,6 +268,14 @@ impl WorkerPoolExecutor {
     /// assert!(executor.max_workers() >= 1);
     /// # Ok::<(), freethreading::Error>(())
     /// ```
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let executor = freethreading::WorkerPoolExecutor::builder().build()?;
+    /// assert!(executor.max_workers() >= 1);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn builder() -> WorkerPoolExecutorBuilder {
         WorkerPoolExecutorBuilder {
             pool: WorkerPool::builder(),
@@ -218,17 +284,43 @@ impl WorkerPoolExecutor {
     }
 
     /// The number of workers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(freethreading::WorkerPoolExecutor::new(4)?.max_workers(), 4);
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn max_workers(&self) -> usize {
         self.pool.workers()
     }
 
     /// The backend this executor runs on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{WorkerPoolExecutor, get_backend};
+    ///
+    /// assert_eq!(WorkerPoolExecutor::new(1)?.backend(), get_backend());
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn backend(&self) -> Backend {
         self.pool.backend()
     }
 
     /// The process ids of the current worker processes (empty on the threading backend).
     /// They change when a child dies and is replaced.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use freethreading::{Backend, WorkerPoolExecutor};
+    ///
+    /// let executor = WorkerPoolExecutor::builder().backend(Backend::Threading).build()?;
+    /// assert!(executor.pids().is_empty());
+    /// # Ok::<(), freethreading::Error>(())
+    /// ```
     pub fn pids(&self) -> Vec<u32> {
         self.pool.pids()
     }
