@@ -2,6 +2,8 @@
 
 use std::io::Write;
 
+use freethreading::worker;
+
 /// Kills the calling process with `signal`, for real: the default action is restored first,
 /// because the Rust runtime's own `SIGSEGV` handler would otherwise return from a raised
 /// signal.
@@ -80,3 +82,35 @@ pub fn wait_for_exit(pid: u32, timeout: std::time::Duration) -> bool {
 }
 
 pub mod sync_support;
+
+/// Panics on 13, returns anything else: a task that fails on one item.
+#[worker]
+pub fn fragile(x: u64) -> u64 {
+    if x == 13 {
+        panic!("unlucky number {x}");
+    }
+    x
+}
+
+/// Item 7 dies by `signal` (`SIGABRT` through `abort()`) in a worker process; on threads it
+/// panics instead, since a real signal would end the test binary: isolating crashes is what
+/// the process backend is for.
+#[worker]
+pub fn crash_on_seven(x: u64, signal: i32) -> u64 {
+    if x == 7 {
+        if parent_channel().is_some() {
+            if signal == libc::SIGABRT {
+                std::process::abort();
+            }
+            die_by_signal(signal);
+        }
+        panic!("crash stand-in on threads");
+    }
+    x
+}
+
+/// [`crash_on_seven`] with `SIGKILL`, for one-parameter calls such as `map`.
+#[worker]
+pub fn sigkill_on_seven(x: u64) -> u64 {
+    crash_on_seven(x, libc::SIGKILL)
+}

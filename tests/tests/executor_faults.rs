@@ -6,8 +6,9 @@ mod executor_support;
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 
-use executor_support::{sigkill_on_seven, square};
+use executor_support::square;
 use freethreading::{Backend, Error, ExitReason, WorkerPoolExecutor, get_backend, worker};
+use freethreading_tests::sigkill_on_seven;
 
 thread_local! {
     static INIT_RUNS: Cell<u32> = const { Cell::new(0) };

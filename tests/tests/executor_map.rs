@@ -6,8 +6,9 @@ mod executor_support;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use executor_support::{Scratch, fragile, sigkill_on_seven, square, wait_for};
+use executor_support::{Scratch, square, wait_for};
 use freethreading::{Backend, Error, ExitReason, WorkerPoolExecutor, get_backend, worker};
+use freethreading_tests::{fragile, sigkill_on_seven};
 
 /// Waits for the file `job.0`, creates the file `job.1`, and returns. Takes at least 2 ms,
 /// so that on the process backend a child is handed one such task at a time (a child that

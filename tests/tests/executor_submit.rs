@@ -7,8 +7,9 @@ use std::future::Future as _;
 use std::task::Poll;
 use std::time::Duration;
 
-use executor_support::{Scratch, fragile, mark, square, until, wait_for};
+use executor_support::{Scratch, mark, square, until, wait_for};
 use freethreading::{Error, WorkerPoolExecutor, worker};
+use freethreading_tests::fragile;
 
 #[worker]
 fn greet(name: String) -> String {

@@ -4,10 +4,11 @@ mod executor_support;
 
 use std::time::{Duration, Instant};
 
-use executor_support::{Scratch, fragile, square, wait_for};
+use executor_support::{Scratch, square, wait_for};
 use freethreading::{
     DoneAndNotDone, Error, Future, ReturnWhen, WorkerPoolExecutor, as_completed, wait,
 };
+use freethreading_tests::fragile;
 
 fn gated(executor: &WorkerPoolExecutor, scratch: &Scratch, gate: &str, value: u64) -> Future<u64> {
     executor

@@ -4,35 +4,11 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use freethreading::{Backend, Error, ExitReason, WorkerPool, get_backend, worker};
-use freethreading_tests::{die_by_signal, write_to_parent};
+use freethreading_tests::{crash_on_seven, fragile, sigkill_on_seven, write_to_parent};
 
 #[worker]
 fn square(x: u64) -> u64 {
     x * x
-}
-
-#[worker]
-fn fragile(x: u64) -> u64 {
-    if x == 13 {
-        panic!("unlucky number {x}");
-    }
-    x
-}
-
-/// Item 7 dies by `signal` in a worker process; on threads it panics instead (a real signal
-/// would end the test binary: isolating crashes is what the process backend is for).
-#[worker]
-fn crash_on_seven(x: u64, signal: i32) -> u64 {
-    if x == 7 {
-        if get_backend_is_processes() {
-            if signal == libc::SIGABRT {
-                std::process::abort();
-            }
-            die_by_signal(signal);
-        }
-        panic!("crash stand-in on threads");
-    }
-    x
 }
 
 fn get_backend_is_processes() -> bool {
@@ -78,12 +54,6 @@ fn a_panicking_task_fails_its_item_and_the_pool_keeps_serving() {
         Err(Error::TaskPanicked { .. })
     ));
     assert_eq!(pool.map(square, 0..4u64).unwrap(), vec![0, 1, 4, 9]);
-}
-
-/// Item 7 is killed with `SIGKILL` in a worker process (panics on threads, see above).
-#[worker]
-fn sigkill_on_seven(x: u64) -> u64 {
-    crash_on_seven(x, libc::SIGKILL)
 }
 
 #[freethreading::test]

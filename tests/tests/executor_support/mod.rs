@@ -82,27 +82,6 @@ pub fn square(x: u64) -> u64 {
     x * x
 }
 
-#[worker]
-pub fn fragile(x: u64) -> u64 {
-    if x == 13 {
-        panic!("unlucky number {x}");
-    }
-    x
-}
-
-/// Item 7 dies by `SIGKILL` in a worker process; on threads it panics instead (a real signal
-/// would end the test binary: isolating crashes is what the process backend is for).
-#[worker]
-pub fn sigkill_on_seven(x: u64) -> u64 {
-    if x == 7 {
-        if freethreading_tests::parent_channel().is_some() {
-            freethreading_tests::die_by_signal(libc::SIGKILL);
-        }
-        panic!("crash stand-in on threads");
-    }
-    x
-}
-
 /// Waits (with a one-minute bound) until `ready()` holds, yielding between checks.
 pub fn until(what: &str, ready: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
